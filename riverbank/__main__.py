@@ -1,0 +1,3 @@
+from riverbank.cli import main
+
+main()

@@ -1,0 +1,398 @@
+"""All of Riverbank's configuration: one typed, frozen settings object.
+
+Sources, highest priority first: keyword arguments, environment variables (prefix ``RIVERBANK_``,
+``__`` between nesting levels, e.g. ``RIVERBANK_KAFKA__BOOTSTRAP_SERVERS``), a ``.env`` file, the
+TOML file named by ``RIVERBANK_CONFIG`` (default ``riverbank.toml``), then defaults.
+
+Two profiles share the same keys. ``local`` (the default) fills every endpoint with the embedded
+stack's loopback addresses. ``aws`` leaves the endpoints empty so they must be configured, and
+takes credentials from the standard AWS chain (environment, shared config, instance role), never
+from these settings. Load through :func:`load_settings`, which turns validation failures into a
+one-line :class:`~riverbank.errors.ConfigError` naming the key and the source it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from riverbank.errors import ConfigError
+
+ENV_PREFIX = "RIVERBANK_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_FILE_ENV = "RIVERBANK_CONFIG"
+DEFAULT_CONFIG_FILE = "riverbank.toml"
+DOTENV_FILE = ".env"
+
+Profile = Literal["local", "aws"]
+Component = Literal["s3", "kafka", "registry", "postgres", "flink-jobmanager", "flink-taskmanager"]
+ALL_COMPONENTS: tuple[Component, ...] = (
+    "s3",
+    "kafka",
+    "registry",
+    "postgres",
+    "flink-jobmanager",
+    "flink-taskmanager",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """Split ``host:port`` (IPv6 as ``[::1]:9092``); raises ValueError with the reason."""
+    host, sep, port_text = value.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected host:port, got {value!r}")
+    host = host.strip("[]")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be a number from 1 to 65535 in {value!r}")
+    return host, int(port_text)
+
+
+def _check_url(value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"expected a {' or '.join(schemes)} URL with a host, got {value!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"port must be a number from 1 to 65535 in {value!r}") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"port must be a number from 1 to 65535 in {value!r}")
+    return value.rstrip("/")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str | None = Field(
+        default=None, description="Comma-separated host:port list; MSK or Confluent Cloud in aws."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    client_id: str = "riverbank"
+    #: Used when Riverbank creates its topics (Tansu gives auto-created topics 4 partitions).
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("expected at least one host:port")
+        for server in servers:
+            parse_host_port(server)
+        return ",".join(servers)
+
+    def client_config(self) -> dict[str, str]:
+        """The librdkafka (confluent-kafka) configuration for these settings."""
+        if self.bootstrap_servers is None:
+            raise ConfigError("kafka.bootstrap_servers", "is not set", "defaults")
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = str(self.ssl_ca_location)
+        return config
+
+
+class SchemaRegistrySettings(_Section):
+    url: str | None = Field(default=None, description="Confluent-compatible schema registry base URL.")
+    basic_auth_user_info: SecretStr | None = Field(
+        default=None, description="'user:password', as Confluent clients take it."
+    )
+    ssl_ca_location: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value, ("http", "https"))
+
+    def client_config(self) -> dict[str, str]:
+        """The configuration dict for confluent-kafka's SchemaRegistryClient."""
+        if self.url is None:
+            raise ConfigError("schema_registry.url", "is not set", "defaults")
+        config = {"url": self.url}
+        if self.basic_auth_user_info:
+            config["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = str(self.ssl_ca_location)
+        return config
+
+
+class RegistryServerSettings(_Section):
+    """Riverbank's own Confluent-compatible registry service (the embedded stack runs it).
+
+    It listens where ``schema_registry.url`` points. Owned by the schema registry work (issue 3).
+    """
+
+    #: Durable storage; defaults to <stack.state_dir>/registry/registry.db in the local profile.
+    storage_path: Path | None = None
+
+
+class SourceDbSettings(_Section):
+    """The bank's operational PostgreSQL database that CDC reads."""
+
+    host: str | None = None
+    port: int = Field(default=5432, ge=1, le=65535)
+    database: str = "bank"
+    user: str = "riverbank"
+    #: In the local profile the embedded stack generates one and keeps it in its state directory.
+    password: SecretStr | None = None
+    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+
+class FlinkSettings(_Section):
+    rest_url: str | None = Field(default=None, description="JobManager REST endpoint.")
+    parallelism: int = Field(default=1, ge=1)
+    checkpoint_interval_ms: int = Field(default=2000, ge=100)
+    taskmanager_slots: int = Field(default=4, ge=1)
+    jobmanager_memory: str = "1024m"
+    taskmanager_memory: str = "1536m"
+    #: Interpreter of the Flink Python workers; PyFlink pins pyarrow<17, so it has its own venv.
+    python_executable: Path | None = None
+
+    @field_validator("rest_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value, ("http", "https"))
+
+
+class LakeSettings(_Section):
+    catalog: Literal["sql", "glue"] = "sql"
+    catalog_name: str = "riverbank"
+    #: SQLAlchemy URI of the SQL catalog (sqlite by default in the local profile).
+    catalog_uri: str | None = None
+    #: Warehouse root: file:///... or s3://bucket/prefix.
+    warehouse: str | None = None
+    s3_endpoint: str | None = Field(default=None, description="S3-compatible endpoint; unset for AWS.")
+    bronze_namespace: str = "bronze"
+    silver_namespace: str = "silver"
+    gold_namespace: str = "gold"
+
+    @field_validator("warehouse")
+    @classmethod
+    def _warehouse(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("file", "s3", "s3a"):
+            raise ValueError(f"expected a file:// or s3:// URL, got {value!r}")
+        return value
+
+
+class QuerySettings(_Section):
+    engine: Literal["duckdb", "athena", "redshift"] = "duckdb"
+    dialect: Literal["athena", "redshift"] = "athena"
+    athena_workgroup: str = "primary"
+    athena_output_location: str | None = None
+    redshift_spectrum_schema: str = "spectrum"
+
+
+class AwsSettings(_Section):
+    """Where to find AWS; credentials always come from the standard AWS chain."""
+
+    region: str | None = None
+    #: A named profile of the shared AWS config; unset means the default chain.
+    profile: str | None = None
+
+
+class StackSettings(_Section):
+    """The embedded stack run by ``riverbank up``. Client endpoints above decide where it listens."""
+
+    state_dir: Path = Path(".riverbank")
+    components: tuple[Component, ...] = ALL_COMPONENTS
+    broker_storage: Literal["s3", "memory"] = "s3"
+    s3_port: int = Field(default=9000, ge=1, le=65535)
+    flink_rpc_port: int = Field(default=6123, ge=1, le=65535)
+    flink_blob_port: int = Field(default=6124, ge=1, le=65535)
+    flink_taskmanager_port: int = Field(default=6122, ge=1, le=65535)
+    startup_timeout_s: float = Field(default=90.0, gt=0)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+
+# Embedded-stack endpoints filled in by the local profile for keys left unset.
+_LOCAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "kafka": {"bootstrap_servers": "127.0.0.1:9092"},
+    "schema_registry": {"url": "http://127.0.0.1:8081"},
+    "source_db": {"host": "127.0.0.1"},
+    "flink": {"rest_url": "http://127.0.0.1:8082"},
+}
+
+# Keys a profile cannot run without, checked after defaults are applied.
+_REQUIRED: dict[Profile, tuple[str, ...]] = {
+    "local": (),
+    "aws": (
+        "kafka.bootstrap_servers",
+        "schema_registry.url",
+        "lake.warehouse",
+        "aws.region",
+    ),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        env_file=DOTENV_FILE,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    profile: Profile = "local"
+    kafka: KafkaSettings = KafkaSettings()
+    schema_registry: SchemaRegistrySettings = SchemaRegistrySettings()
+    registry_server: RegistryServerSettings = RegistryServerSettings()
+    source_db: SourceDbSettings = SourceDbSettings()
+    flink: FlinkSettings = FlinkSettings()
+    lake: LakeSettings = LakeSettings()
+    query: QuerySettings = QuerySettings()
+    aws: AwsSettings = AwsSettings()
+    stack: StackSettings = StackSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
+        return (init_settings, env_settings, dotenv_settings, toml)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.profile != "local":
+            return
+        # Fill the embedded stack's endpoints for whatever the user left unset. object.__setattr__
+        # because the model is frozen; this runs once, inside construction.
+        for section, defaults in _LOCAL_DEFAULTS.items():
+            current: BaseModel = getattr(self, section)
+            unset = {k: v for k, v in defaults.items() if getattr(current, k) is None}
+            if unset:
+                object.__setattr__(self, section, current.model_copy(update=unset))
+        if self.registry_server.storage_path is None:
+            storage = self.stack.state_dir / "registry" / "registry.db"
+            object.__setattr__(
+                self, "registry_server", self.registry_server.model_copy(update={"storage_path": storage})
+            )
+        lake_dir = self.stack.state_dir / "lake"
+        lake_updates: dict[str, Any] = {}
+        if self.lake.catalog_uri is None:
+            lake_updates["catalog_uri"] = f"sqlite:///{lake_dir / 'catalog.db'}"
+        if self.lake.warehouse is None:
+            lake_updates["warehouse"] = (lake_dir / "warehouse").as_uri()
+        if lake_updates:
+            object.__setattr__(self, "lake", self.lake.model_copy(update=lake_updates))
+
+
+def config_file_path() -> Path:
+    return Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings; any problem becomes one ConfigError naming the key and its source."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc, overrides) from None
+    for key in _REQUIRED[settings.profile]:
+        section, field = key.split(".")
+        if getattr(getattr(settings, section), field) is None:
+            raise ConfigError(
+                key,
+                f"is required with profile {settings.profile!r}",
+                f"not set; looked in {_env_name((section, field))}, {DOTENV_FILE}, {config_file_path()}",
+            )
+    return settings
+
+
+def _env_name(loc: tuple[str | int, ...]) -> str:
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in loc).upper()
+
+
+def _config_error(exc: ValidationError, overrides: dict[str, Any]) -> ConfigError:
+    first = exc.errors()[0]
+    loc = tuple(p for p in first["loc"] if isinstance(p, str))
+    key = ".".join(loc) or "settings"
+    problem = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        problem = "is not a known setting"
+    elif "input" in first and not isinstance(first["input"], dict) and str(first["input"]) not in problem:
+        shown = "***" if "password" in key or "auth" in key else first["input"]
+        problem = f"{problem} (got {shown!r})"
+    if len(exc.errors()) > 1:
+        problem += f" (+{len(exc.errors()) - 1} more problems)"
+    return ConfigError(key, problem, describe_source(loc, overrides))
+
+
+def describe_source(loc: tuple[str, ...], overrides: dict[str, Any] | None = None) -> str:
+    """Which configuration source supplied the value at ``loc``, in the words a user searches for."""
+    if overrides and _lookup(overrides, loc) is not None:
+        return "arguments"
+    env_name = _env_name(loc)
+    environ = {k.upper(): k for k in os.environ}
+    if env_name in environ:
+        return f"environment variable {environ[env_name]}"
+    if loc and _env_name(loc[:1]) in environ:
+        return f"environment variable {environ[_env_name(loc[:1])]}"
+    dotenv = Path(DOTENV_FILE)
+    if dotenv.is_file():
+        from dotenv import dotenv_values
+
+        names = {k.upper() for k in dotenv_values(dotenv)}
+        if env_name in names:
+            return f"{dotenv.absolute()} ({env_name})"
+    toml_path = config_file_path()
+    if toml_path.is_file():
+        import tomllib
+
+        try:
+            data = tomllib.loads(toml_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            return f"{toml_path.absolute()} (not valid TOML: {exc})"
+        if _lookup(data, loc) is not None:
+            table = f"[{'.'.join(loc[:-1])}] " if len(loc) > 1 else ""
+            return f"{toml_path.absolute()} {table}{loc[-1]}"
+    return "defaults"
+
+
+def _lookup(data: dict[str, Any], loc: tuple[str, ...]) -> Any:
+    node: Any = data
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
