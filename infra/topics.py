@@ -36,7 +36,7 @@ TOPICS: tuple[TopicSpec, ...] = (
 def ensure_topics(settings: Settings, topics: tuple[TopicSpec, ...] = TOPICS) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({**settings.kafka.client_config(), "log_level": 0})
     try:

@@ -152,6 +152,29 @@ class RegistryServerSettings(_Section):
 
     #: Durable storage; defaults to <stack.state_dir>/registry/registry.db in the local profile.
     storage_path: Path | None = None
+    #: HTTPS: PEM certificate (chain) and private key; when unset the registry speaks plain HTTP.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: SecretStr | None = None
+    #: HTTP basic auth, as Confluent clients send it (``basic.auth.user.info``). Users come from this
+    #: mapping and/or from ``basic_auth_file`` (one ``user:password`` per line, ``#`` comments).
+    #: Auth is on when either yields a user. ``GET /`` (the health probe) stays open.
+    basic_auth_users: dict[str, SecretStr] = Field(default_factory=dict)
+    basic_auth_file: Path | None = None
+    #: Request bodies larger than this are refused with HTTP 413.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: Global compatibility level until ``PUT /config`` sets one (Confluent's default is BACKWARD).
+    default_compatibility: Literal[
+        "NONE",
+        "BACKWARD",
+        "BACKWARD_TRANSITIVE",
+        "FORWARD",
+        "FORWARD_TRANSITIVE",
+        "FULL",
+        "FULL_TRANSITIVE",
+    ] = "BACKWARD"
+    #: Log one line per request (uvicorn access log).
+    access_log: bool = False
 
 
 class SourceDbSettings(_Section):
@@ -239,6 +262,11 @@ class StackSettings(_Section):
     def s3_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
 
+    @property
+    def source_db_password_file(self) -> Path:
+        """Where the embedded PostgreSQL's generated password for source_db.user is kept."""
+        return self.state_dir / "secrets" / "source_db_password"
+
 
 # Embedded-stack endpoints filled in by the local profile for keys left unset.
 _LOCAL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -271,15 +299,15 @@ class Settings(BaseSettings):
     )
 
     profile: Profile = "local"
-    kafka: KafkaSettings = KafkaSettings()
-    schema_registry: SchemaRegistrySettings = SchemaRegistrySettings()
-    registry_server: RegistryServerSettings = RegistryServerSettings()
-    source_db: SourceDbSettings = SourceDbSettings()
-    flink: FlinkSettings = FlinkSettings()
-    lake: LakeSettings = LakeSettings()
-    query: QuerySettings = QuerySettings()
-    aws: AwsSettings = AwsSettings()
-    stack: StackSettings = StackSettings()
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    registry_server: RegistryServerSettings = Field(default_factory=RegistryServerSettings)
+    source_db: SourceDbSettings = Field(default_factory=SourceDbSettings)
+    flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -303,6 +331,10 @@ class Settings(BaseSettings):
             unset = {k: v for k, v in defaults.items() if getattr(current, k) is None}
             if unset:
                 object.__setattr__(self, section, current.model_copy(update=unset))
+        password_file = self.stack.source_db_password_file
+        if self.source_db.password is None and password_file.is_file():
+            secret = SecretStr(password_file.read_text().strip())
+            object.__setattr__(self, "source_db", self.source_db.model_copy(update={"password": secret}))
         if self.registry_server.storage_path is None:
             storage = self.stack.state_dir / "registry" / "registry.db"
             object.__setattr__(

@@ -9,6 +9,7 @@ from rich.table import Table
 from infra import stack
 from infra.stack.model import StackStatus
 from riverbank import cli
+from riverbank.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +24,7 @@ def up(json_output: cli.JsonFlag = False) -> None:
     _show(result, json_output)
 
 
-def start_with_progress(settings: cli.Settings, console: Console) -> StackStatus:
+def start_with_progress(settings: Settings, console: Console) -> StackStatus:
     with console.status("starting the embedded stack") as spinner:
 
         def progress(name: str, event: str) -> None:
@@ -79,7 +80,16 @@ def status_table(result: StackStatus) -> Table:
             _mib(c.rss_bytes),
         )
     table.add_section()
-    table.add_row("supervisord", "", "RUNNING" if result.running else "STOPPED", "", "", "", "", _mib(result.supervisor_rss_bytes))
+    table.add_row(
+        "supervisord",
+        "",
+        "RUNNING" if result.running else "STOPPED",
+        "",
+        "",
+        "",
+        "",
+        _mib(result.supervisor_rss_bytes),
+    )
     table.add_row("[bold]total[/]", "", "", "", "", "", "", f"[bold]{_mib(result.total_rss_bytes)}[/]")
     return table
 

@@ -100,7 +100,9 @@ def status(settings: Settings) -> StackStatus:
     supervisor = Supervisor(paths)
     if not supervisor.is_running():
         rows = [
-            ComponentStatus(s.name, s.address, "STOPPED", False, None, None, 0, 0, log=str(paths.log_of(s.name)))
+            ComponentStatus(
+                s.name, s.address, "STOPPED", False, None, None, 0, 0, log=str(paths.log_of(s.name))
+            )
             for s in specs
         ]
         return StackStatus(str(paths.root), False, rows, 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import secrets
 import shutil
@@ -13,17 +12,14 @@ from infra.stack.paths import StatePaths
 from riverbank.errors import MissingDependencyError, StackError
 from riverbank.settings import Settings
 
-PASSWORD_FILE = "source_db_password"
 _APT_HINT = "apt-get install -y postgresql (or run `make setup`)"
 
 
 def server_bindir() -> Path:
     """The newest Debian PostgreSQL server's bin directory."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(Path(p).parts[4])
-    )
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[4]))
     if candidates:
-        return Path(candidates[-1]).parent
+        return candidates[-1].parent
     found = shutil.which("postgres")
     if found:
         return Path(found).resolve().parent
@@ -39,7 +35,7 @@ def password(settings: Settings, paths: StatePaths) -> str:
     """The riverbank role's password: from settings, else generated once into the state dir."""
     if settings.source_db.password is not None:
         return settings.source_db.password.get_secret_value()
-    path = paths.secrets / PASSWORD_FILE
+    path = settings.stack.source_db_password_file
     if not path.exists():
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
@@ -112,11 +108,12 @@ def server_command(settings: Settings, paths: StatePaths) -> list[str]:
 def create_bank_database(settings: Settings, paths: StatePaths) -> None:
     """Create the login role (with REPLICATION for CDC) and the bank database; idempotent."""
     db = settings.source_db
-    role_password = password(settings, paths).replace("'", "''")
-    statements = f"""
+    # The password travels in psql's environment (\getenv), never on a command line or in SQL text.
+    statements = """
+\\getenv role_password RIVERBANK_ROLE_PASSWORD
 SELECT format('CREATE ROLE %I LOGIN REPLICATION', :'role')
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec
-ALTER ROLE :"role" WITH LOGIN REPLICATION PASSWORD '{role_password}';
+ALTER ROLE :"role" WITH LOGIN REPLICATION PASSWORD :'role_password';
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \\gexec
 """
@@ -138,6 +135,7 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
         f"db={db.database}",
         "-q",
     ]
-    result = subprocess.run(command, input=statements, capture_output=True, text=True, check=False)
+    env = {**os.environ, "RIVERBANK_ROLE_PASSWORD": password(settings, paths)}
+    result = subprocess.run(command, input=statements, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StackError(f"could not create database {db.database!r}: {result.stderr.strip()}")

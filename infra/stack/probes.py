@@ -18,7 +18,11 @@ def kafka_metadata(bootstrap_servers: str, client_config: dict[str, str] | None 
     def probe() -> str | None:
         from confluent_kafka.admin import AdminClient
 
-        config = {**(client_config or {}), "bootstrap.servers": bootstrap_servers, "log_level": 0}
+        config: dict[str, str | int | float | bool] = {
+            **(client_config or {}),
+            "bootstrap.servers": bootstrap_servers,
+            "log_level": 0,
+        }
         try:
             metadata = AdminClient(config).list_topics(timeout=_TIMEOUT_S)
         except Exception as exc:  # KafkaException carries the librdkafka reason
@@ -28,7 +32,9 @@ def kafka_metadata(bootstrap_servers: str, client_config: dict[str, str] | None 
     return probe
 
 
-def http_ok(url: str, *, expect_json: Callable[[object], str | None] | None = None, **kwargs: object) -> Probe:
+def http_ok(
+    url: str, *, expect_json: Callable[[object], str | None] | None = None, **kwargs: object
+) -> Probe:
     """An HTTP GET answered with 2xx (and, optionally, a JSON body that passes ``expect_json``)."""
 
     def probe() -> str | None:

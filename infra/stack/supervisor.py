@@ -96,7 +96,10 @@ class _UnixTransport(xmlrpc.client.Transport):
                 self.sock.settimeout(30)
                 self.sock.connect(socket_path)
 
-        return Connection("localhost")
+        connection = Connection("localhost")
+        # Registered so that Transport.close() (ServerProxy's __exit__) closes the socket.
+        self._connection = (host, connection)
+        return connection
 
 
 class Supervisor:
@@ -105,23 +108,23 @@ class Supervisor:
     def __init__(self, paths: StatePaths) -> None:
         self.paths = paths
 
-    def _rpc(self) -> Any:
-        proxy = xmlrpc.client.ServerProxy(
-            "http://localhost/RPC2", transport=_UnixTransport(str(self.paths.supervisor_socket))
-        )
-        return proxy.supervisor
+    def _call(self, method: str, *args: Any) -> Any:
+        """One XML-RPC call on a fresh connection, closed afterwards (no socket left behind)."""
+        transport = _UnixTransport(str(self.paths.supervisor_socket))
+        with xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=transport) as proxy:
+            return getattr(proxy.supervisor, method)(*args)
 
     def is_running(self) -> bool:
         if not self.paths.supervisor_socket.exists():
             return False
         try:
-            return bool(self._rpc().getState()["statename"] == "RUNNING")
+            return bool(self._call("getState")["statename"] == "RUNNING")
         except (OSError, xmlrpc.client.Error):
             return False
 
     def pid(self) -> int | None:
         try:
-            return int(self._rpc().getPID())
+            return int(self._call("getPID"))
         except (OSError, xmlrpc.client.Error):
             return None
 
@@ -130,12 +133,12 @@ class Supervisor:
         if self.is_running():
             if self.paths.supervisor_conf.read_text() != config:
                 self.paths.supervisor_conf.write_text(config)
-                added, changed, removed = self._rpc().reloadConfig()[0]
+                added, changed, removed = self._call("reloadConfig")[0]
                 for name in (*changed, *removed):
                     self.stop(name)
-                    self._rpc().removeProcessGroup(name)
+                    self._call("removeProcessGroup", name)
                 for name in (*added, *changed):
-                    self._rpc().addProcessGroup(name)
+                    self._call("addProcessGroup", name)
             return
         self.paths.supervisor_socket.unlink(missing_ok=True)
         self.paths.supervisor_conf.write_text(config)
@@ -155,26 +158,26 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         try:
-            self._rpc().startProcess(name, False)
+            self._call("startProcess", name, False)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise StackError(f"supervisord could not start {name}: {fault.faultString}") from None
 
     def stop(self, name: str) -> None:
         with contextlib.suppress(xmlrpc.client.Fault):
-            self._rpc().stopProcess(name, True)
+            self._call("stopProcess", name, True)
 
     def info(self, name: str) -> dict[str, Any]:
-        return cast(dict[str, Any], self._rpc().getProcessInfo(name))
+        return cast(dict[str, Any], self._call("getProcessInfo", name))
 
     def all_info(self) -> list[dict[str, Any]]:
-        return cast(list[dict[str, Any]], self._rpc().getAllProcessInfo())
+        return cast(list[dict[str, Any]], self._call("getAllProcessInfo"))
 
     def shutdown(self, timeout_s: float = 60.0) -> None:
         """Stop every program (reverse start order is supervisord's) and then supervisord."""
         pid = self.pid()
         with contextlib.suppress(OSError, xmlrpc.client.Error):
-            self._rpc().shutdown()
+            self._call("shutdown")
         deadline = time.monotonic() + timeout_s
         while pid is not None and _alive(pid):
             if time.monotonic() > deadline:

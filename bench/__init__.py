@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures; none asserts on speed or memory."""

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from riverbank.settings import ALL_COMPONENTS
+from tests.stack_harness import EXTERNAL_ENDPOINTS, RunningStack, keep_logs, running_stack
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads a developer's riverbank.toml, .env or RIVERBANK_* variables by accident."""
+    for name in list(os.environ):
+        if name.upper().startswith("RIVERBANK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def embedded_stack(request: pytest.FixtureRequest) -> Iterator[RunningStack]:
+    """The whole embedded stack, once per session; components given by endpoint are not started."""
+    external = {c for c, var in EXTERNAL_ENDPOINTS.items() if os.environ.get(var)}
+    components = [c for c in ALL_COMPONENTS if c not in external]
+    with running_stack("session", components) as handle:
+        # Endpoints of external components pass through to the CLI and to load_settings().
+        handle.env.update({v: os.environ[v] for c, v in EXTERNAL_ENDPOINTS.items() if c in external})
+        yield handle
+        if request.session.testsfailed:
+            keep_logs(handle.paths, "session")

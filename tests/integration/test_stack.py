@@ -1,0 +1,202 @@
+"""The embedded stack under its supervisor: health, idempotence, crash recovery, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from typing import Any
+
+import psutil
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from infra import stack
+from infra.stack.paths import StatePaths
+from riverbank.errors import ComponentStartError
+from riverbank.settings import load_settings
+from tests.stack_harness import RunningStack, environ, free_port, make_state_dir, running_stack, stack_env
+
+pytestmark = pytest.mark.integration
+
+
+def status_json(handle: RunningStack) -> dict[str, Any]:
+    result = handle.cli("status", "--json")
+    assert result.returncode in (0, 3), result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def component(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in data["components"] if c["name"] == name)
+
+
+def test_status_reports_every_component_healthy_at_its_address(embedded_stack: RunningStack) -> None:
+    result = embedded_stack.cli("status", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    settings = embedded_stack.settings
+    expected = {
+        "s3": settings.stack.s3_endpoint,
+        "kafka": settings.kafka.bootstrap_servers,
+        "postgres": f"127.0.0.1:{settings.source_db.port}",
+        "flink-jobmanager": settings.flink.rest_url,
+    }
+    names = {c["name"] for c in data["components"]}
+    assert names == set(settings.stack.components)
+    for c in data["components"]:
+        assert c["state"] == "RUNNING" and c["healthy"], c
+        assert c["pid"] and psutil.pid_exists(c["pid"])
+        assert c["rss_bytes"] > 0 and c["uptime_s"] >= 0
+        if c["name"] in expected:
+            assert c["address"] == expected[c["name"]]
+    assert data["total_rss_bytes"] == data["supervisor_rss_bytes"] + sum(
+        c["rss_bytes"] for c in data["components"]
+    )
+
+
+def test_status_table_names_each_component(embedded_stack: RunningStack) -> None:
+    result = embedded_stack.cli("status")
+    assert result.returncode == 0, result.stderr
+    for name in embedded_stack.settings.stack.components:
+        assert name in result.stdout
+    assert "total" in result.stdout
+
+
+def test_up_twice_is_harmless(embedded_stack: RunningStack) -> None:
+    before = {c["name"]: c["pid"] for c in status_json(embedded_stack)["components"]}
+    result = embedded_stack.cli("up")
+    assert result.returncode == 0, result.stderr
+    assert "already running" in result.stderr
+    after = {c["name"]: c["pid"] for c in status_json(embedded_stack)["components"]}
+    assert after == before
+
+
+def test_bank_database_is_ready_for_cdc(embedded_stack: RunningStack) -> None:
+    settings = embedded_stack.settings
+    with environ(embedded_stack.env):
+        password = load_settings().source_db.password
+    assert password is not None, "the local profile reads the generated password"
+    query = (
+        "select current_database(), current_setting('wal_level'), rolreplication "
+        "from pg_roles where rolname = current_user"
+    )
+    result = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(settings.source_db.port), "-U", settings.source_db.user,
+         "-d", settings.source_db.database, "-Atc", query],
+        env={**os.environ, "PGPASSWORD": password.get_secret_value()},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "bank|logical|t"
+
+
+def test_broker_killed_is_restarted_and_keeps_records(embedded_stack: RunningStack) -> None:
+    settings = embedded_stack.settings
+    assert settings.stack.broker_storage == "s3"
+    topic = f"durability-{uuid.uuid4().hex[:8]}"
+    sent = {f"k{i}".encode(): f"value-{i}".encode() for i in range(200)}
+    producer = Producer({**settings.kafka.client_config(), "acks": "all", "enable.idempotence": True})
+    for key, value in sent.items():
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+    old = component(status_json(embedded_stack), "kafka")
+    os.kill(old["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:
+        new = component(status_json(embedded_stack), "kafka")
+        if new["healthy"] and new["pid"] != old["pid"]:
+            break
+        assert time.monotonic() < deadline, f"broker not back: {new}"
+        time.sleep(0.5)
+    assert new["restarts"] == old["restarts"] + 1
+    assert new["uptime_s"] < old["uptime_s"] + 60
+
+    consumer = Consumer({
+        **settings.kafka.client_config(), "group.id": f"check-{topic}", "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000, "heartbeat.interval.ms": 2000,
+    })  # fmt: skip
+    consumer.subscribe([topic])
+    received: dict[bytes, bytes] = {}
+    deadline = time.monotonic() + 60
+    while len(received) < len(sent) and time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is not None and message.error() is None:
+            received[message.key()] = message.value()
+    consumer.close()
+    assert received == sent
+
+
+def test_down_stops_everything_it_started_and_nothing_else() -> None:
+    bystander = subprocess.Popen(["sleep", "300"])
+    components = ["s3", "kafka", "postgres"]
+    try:
+        with running_stack("down", components) as handle:
+            pids = [c["pid"] for c in status_json(handle)["components"]]
+            children = [p.pid for pid in pids for p in psutil.Process(pid).children(recursive=True)]
+            supervisor_pid = int(handle.paths.supervisor_pidfile.read_text())
+            result = handle.cli("down", "--json")
+            assert result.returncode == 0, result.stderr
+            assert sorted(json.loads(result.stdout)["stopped"]) == sorted(components)
+            gone = [*pids, *children, supervisor_pid]
+            _, alive = psutil.wait_procs([_proc(p) for p in gone if psutil.pid_exists(p)], timeout=10)
+            assert alive == []
+            assert not _processes_mentioning(str(handle.paths.root))
+            assert handle.cli("status").returncode == 3
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_component_that_fails_to_start_is_named_with_its_log_tail() -> None:
+    state_dir = make_state_dir("fail")
+    env = stack_env(state_dir, ["postgres"])
+    with environ(env):
+        settings = load_settings()
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", settings.source_db.port))
+    blocker.listen()
+    try:
+        with pytest.raises(ComponentStartError) as caught:
+            stack.up(settings)
+        assert caught.value.component == "postgres"
+        assert "already in use" in caught.value.log_tail
+        assert "postgres failed to start" in str(caught.value)
+        assert caught.value.log_path == str(StatePaths(state_dir).log_of("postgres"))
+    finally:
+        blocker.close()
+        stack.down(settings)
+
+
+def test_unreachable_endpoint_is_reported_not_crashed(embedded_stack: RunningStack) -> None:
+    port = free_port()  # nothing listens here
+    result = embedded_stack.cli("status", "--json")
+    assert result.returncode == 0
+    env = {**embedded_stack.env, "RIVERBANK_FLINK__REST_URL": f"http://127.0.0.1:{port}"}
+    moved = subprocess.run(
+        [*result.args[:3], "status", "--json"], env={**os.environ, **env},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert moved.returncode == 3
+    jm = component(json.loads(moved.stdout), "flink-jobmanager")
+    assert not jm["healthy"] and str(port) in jm["detail"]
+
+
+def _proc(pid: int) -> psutil.Process:
+    return psutil.Process(pid)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if text in cmdline:
+            found.append(cmdline)
+    return found

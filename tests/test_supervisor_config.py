@@ -1,0 +1,64 @@
+"""supervisord configuration and log reading, without starting anything."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+from infra.stack.model import ComponentSpec
+from infra.stack.paths import StatePaths
+from infra.stack.supervisor import count_unexpected_exits, render_config
+
+
+def spec(**kwargs: object) -> ComponentSpec:
+    base: dict[str, object] = {
+        "name": "kafka",
+        "address": "127.0.0.1:9092",
+        "command": ["/opt/bin/tansu", "broker", "--storage-engine", "s3://tansu/"],
+        "probe": lambda: None,
+    }
+    return ComponentSpec(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def parse(text: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()
+    parser.read_string(text)
+    return parser
+
+
+def test_programs_are_supervised_with_restart_and_group_stop(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    config = parse(render_config(paths, [spec(), spec(name="postgres", user="postgres", stopsignal="INT")]))
+    kafka = config["program:kafka"]
+    assert kafka["autostart"] == "false"  # `up` starts programs in dependency order
+    assert kafka["autorestart"] == "true"
+    assert kafka["stopasgroup"] == "true" and kafka["killasgroup"] == "true"
+    assert kafka["stdout_logfile"] == str(tmp_path / "logs" / "kafka.log")
+    assert config["program:postgres"]["user"] == "postgres"
+    assert config["program:postgres"]["stopsignal"] == "INT"
+    assert config["unix_http_server"]["file"] == str(tmp_path / "supervisor.sock")
+
+
+def test_percent_signs_and_quotes_survive_supervisor_expansion(tmp_path: Path) -> None:
+    text = render_config(
+        StatePaths(tmp_path), [spec(command=["run", "50%", "a b"], environment={"GREETING": "100%"})]
+    )
+    program = parse(text)["program:kafka"]
+    assert program["command"] == "run 50%% 'a b'"
+    assert program["environment"] == 'GREETING="100%%"'
+
+
+def test_unexpected_exits_are_counted_since_the_last_supervisor_start() -> None:
+    log = "\n".join(
+        [
+            "2026-11-22 INFO supervisord started with pid 10",
+            "2026-11-22 WARN exited: kafka (terminated by SIGKILL; not expected)",
+            "2026-11-22 INFO supervisord started with pid 20",
+            "2026-11-22 INFO spawned: 'kafka' with pid 21",
+            "2026-11-22 WARN exited: kafka (terminated by SIGKILL; not expected)",
+            "2026-11-22 WARN exited: kafka (exit status 1; not expected)",
+            "2026-11-22 INFO exited: postgres (exit status 0; expected)",
+            "2026-11-22 WARN exited: flink-taskmanager (terminated by SIGKILL; not expected)",
+        ]
+    )
+    assert count_unexpected_exits(log) == {"kafka": 2, "flink-taskmanager": 1}
