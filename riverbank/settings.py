@@ -213,6 +213,8 @@ class LakeSettings(_Section):
     #: Warehouse root: file:///... or s3://bucket/prefix.
     warehouse: str | None = None
     s3_endpoint: str | None = Field(default=None, description="S3-compatible endpoint; unset for AWS.")
+    #: Glue API endpoint override (moto in tests, VPC endpoints); unset means the region's default.
+    glue_endpoint: str | None = None
     bronze_namespace: str = "bronze"
     silver_namespace: str = "silver"
     gold_namespace: str = "gold"
@@ -230,6 +232,8 @@ class QuerySettings(_Section):
     dialect: Literal["athena", "redshift"] = "athena"
     athena_workgroup: str = "primary"
     athena_output_location: str | None = None
+    #: Athena API endpoint override (VPC endpoints); unset means the region's default.
+    athena_endpoint: str | None = None
     redshift_spectrum_schema: str = "spectrum"
 
 

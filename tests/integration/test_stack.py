@@ -200,3 +200,28 @@ def _processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(cmdline)
     return found
+
+
+def test_records_survive_down_and_up() -> None:
+    with running_stack("restart", ["s3", "kafka"]) as handle:
+        settings = handle.settings
+        producer = Producer({**settings.kafka.client_config(), "acks": "all"})
+        for i in range(50):
+            producer.produce("restart.check", key=str(i).encode(), value=b"x" * i)
+        assert producer.flush(30) == 0
+        assert handle.cli("down").returncode == 0
+        result = handle.cli("up")
+        assert result.returncode == 0, result.stderr
+        consumer = Consumer({
+            **settings.kafka.client_config(), "group.id": "restart-check", "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 2000,
+        })  # fmt: skip
+        consumer.subscribe(["restart.check"])
+        keys: set[bytes] = set()
+        deadline = time.monotonic() + 60
+        while len(keys) < 50 and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                keys.add(message.key())
+        consumer.close()
+        assert keys == {str(i).encode() for i in range(50)}
