@@ -3,7 +3,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --locked --no-sync
 FAST := not integration and not e2e and not docker
 
-.PHONY: setup demo test test-fast lint format up down status bench clean
+.PHONY: setup demo test test-fast lint schemas-check format up down status bench clean
 
 setup:
 	@infra/scripts/setup.sh
@@ -21,6 +21,10 @@ lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+
+# Every schema in schemas/ against its earlier versions in git history, at its subject's level.
+schemas-check: setup
+	$(RUN) riverbank schemas check --offline
 
 format:
 	$(RUN) ruff check --fix .

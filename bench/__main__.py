@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 BENCHMARKS = {
     "stack_memory": "bench.stack_memory",
+    "registry": "bench.registry_bench",
 }
 
 
@@ -15,7 +17,8 @@ def main() -> None:
     parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], help="default: all")
     args = parser.parse_args()
     for name in args.names or BENCHMARKS:
-        print(f"== {name}")
+        print(f"== {name}", flush=True)
+        sys.argv = [name]  # each benchmark parses its own options; run them with their defaults
         importlib.import_module(BENCHMARKS[name]).main()
 
 

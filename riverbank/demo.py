@@ -9,15 +9,16 @@ from rich.console import Console
 
 from infra.stack.cli import start_with_progress, status_table
 from infra.topics import TOPICS, ensure_topics
+from riverbank.registry.catalog import DEFAULT_SCHEMAS_DIR
+from riverbank.registry.workflows import register_all
 from riverbank.settings import Settings
 
 NEXT_STEPS = """\
 Next, as the pipeline lands, this demo will:
-  1. register the Avro schemas in the schema registry;
-  2. run the synthetic bank: card, payment, trade and market producers with labelled fraud;
-  3. stream changes of the bank database (PostgreSQL) through Debezium CDC;
-  4. submit the PyFlink fraud job and show alerts arriving on fraud.alerts;
-  5. land bronze, silver and gold Iceberg tables and query them in Athena and Redshift SQL."""
+  1. run the synthetic bank: card, payment, trade and market producers with labelled fraud;
+  2. stream changes of the bank database (PostgreSQL) through Debezium CDC;
+  3. submit the PyFlink fraud job and show alerts arriving on fraud.alerts;
+  4. land bronze, silver and gold Iceberg tables and query them in Athena and Redshift SQL."""
 
 
 def run_demo(settings: Settings, console: Console) -> bool:
@@ -32,7 +33,11 @@ def run_demo(settings: Settings, console: Console) -> bool:
         mark = "created" if topic.name in created else "exists"
         console.print(f"  {topic.name:<24} {mark:<8} {topic.purpose}")
 
-    console.print("3. Status")
+    console.print("3. Registering the Avro schemas (TopicNameStrategy subjects)")
+    for registered in register_all(settings.schema_registry, DEFAULT_SCHEMAS_DIR):
+        console.print(f"  {registered.subject:<34} id {registered.id:<4} version {registered.version}")
+
+    console.print("4. Status")
     from infra.stack import status
 
     result = status(settings)
