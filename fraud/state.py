@@ -1,0 +1,165 @@
+"""What the scorer remembers per key (a card, or a paying account), bounded in size.
+
+Plain data with ``to_dict``/``from_dict`` so a Flink job can keep it in keyed state. Events may
+arrive out of order: the recent-events list stays sorted by event time, and windows are measured in
+event time, so a late event is counted where it belongs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fraud.events import ScoredEvent
+
+#: Longest look-back any rule may use; older events are forgotten.
+MAX_WINDOW_MS = 8 * 86_400_000
+MAX_RECENT = 512
+MAX_SEEN = 256
+
+
+@dataclass(slots=True)
+class Location:
+    latitude: float
+    longitude: float
+    event_time_ms: int
+
+
+@dataclass(slots=True)
+class KeyState:
+    #: (event_time_ms, amount) of recent events, sorted by time.
+    recent: list[tuple[int, float]] = field(default_factory=list)
+    #: Welford running moments of log(1 + amount) over the key's whole history.
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    last_location: Location | None = None
+    #: First-seen event time per merchant, country and device (bounded, oldest dropped first).
+    merchants: dict[str, int] = field(default_factory=dict)
+    countries: dict[str, int] = field(default_factory=dict)
+    devices: dict[str, int] = field(default_factory=dict)
+    max_event_time_ms: int = 0
+
+    # -- features, read before the event is added ---------------------------------------------
+
+    def in_window(self, end_ms: int, window_ms: int) -> list[float]:
+        """Amounts of remembered events with end - window < time <= end."""
+        times = [t for t, _ in self.recent]
+        lo = bisect.bisect_right(times, end_ms - window_ms)
+        hi = bisect.bisect_right(times, end_ms)
+        return [amount for _, amount in self.recent[lo:hi]]
+
+    def burst(self, time_ms: int, window_ms: int, counts: Callable[[float], bool]) -> list[float]:
+        """Amounts of the densest run of counted events, plus this one, within any window_ms span
+        that contains ``time_ms``. Trailing windows alone would miss a burst whose members arrive
+        out of order; on an in-order stream this equals the trailing window."""
+        times = [t for t, _ in self.recent]
+        lo = bisect.bisect_right(times, time_ms - window_ms)
+        hi = bisect.bisect_left(times, time_ms + window_ms)
+        before = [(t, a) for t, a in self.recent[lo:hi] if t <= time_ms and counts(a)]
+        after = [(t, a) for t, a in self.recent[lo:hi] if t > time_ms and counts(a)]
+        best: list[float] = []
+        # Every best span starts at some counted event at or before time_ms (or at time_ms itself).
+        for start in [*(t for t, _ in before), time_ms]:
+            end = start + window_ms  # span [start, end) must contain time_ms
+            if end <= time_ms:
+                continue
+            span = [a for t, a in before if t >= start] + [a for t, a in after if t < end]
+            if len(span) > len(best):
+                best = span
+        return best
+
+    @property
+    def stddev(self) -> float:
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
+
+    def zscore(self, amount: float) -> float:
+        """How unusual ``amount`` is for this key, in standard deviations of log amounts."""
+        spread = max(self.stddev, 0.25)  # a floor, so a key with very regular amounts is not brittle
+        return (math.log1p(amount) - self.mean) / spread
+
+    def speed_kmh(self, event: ScoredEvent) -> float | None:
+        """Ground speed needed to get from the previous located event to this one."""
+        previous = self.last_location
+        if previous is None or event.latitude is None or event.longitude is None:
+            return None
+        km = haversine_km(previous.latitude, previous.longitude, event.latitude, event.longitude)
+        hours = abs(event.event_time_ms - previous.event_time_ms) / 3_600_000
+        if km < 1.0:
+            return 0.0
+        return km / max(hours, 1 / 3600)  # events in the same second: at most one second apart
+
+    # -- update, after scoring -----------------------------------------------------------------
+
+    def add(self, event: ScoredEvent) -> None:
+        amount = float(event.amount)
+        bisect.insort(self.recent, (event.event_time_ms, amount))
+        self.max_event_time_ms = max(self.max_event_time_ms, event.event_time_ms)
+        horizon = self.max_event_time_ms - MAX_WINDOW_MS
+        drop = bisect.bisect_left(self.recent, (horizon, -math.inf))
+        del self.recent[: max(drop, len(self.recent) - MAX_RECENT)]
+
+        self.count += 1
+        x = math.log1p(amount)
+        delta = x - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (x - self.mean)
+
+        if event.latitude is not None and event.longitude is not None:
+            last = self.last_location
+            if last is None or event.event_time_ms >= last.event_time_ms:
+                self.last_location = Location(event.latitude, event.longitude, event.event_time_ms)
+        for seen, value in ((self.merchants, event.merchant_id), (self.countries, event.country),
+                            (self.devices, event.device_id)):  # fmt: skip
+            if value is not None:
+                _remember(seen, value, event.event_time_ms)
+
+    # -- keyed state ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        loc = self.last_location
+        return {
+            "recent": [list(item) for item in self.recent],
+            "count": self.count,
+            "mean": self.mean,
+            "m2": self.m2,
+            "last_location": None if loc is None else [loc.latitude, loc.longitude, loc.event_time_ms],
+            "merchants": dict(self.merchants),
+            "countries": dict(self.countries),
+            "devices": dict(self.devices),
+            "max_event_time_ms": self.max_event_time_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeyState:
+        loc = data["last_location"]
+        return cls(
+            recent=[(int(t), float(a)) for t, a in data["recent"]],
+            count=data["count"],
+            mean=data["mean"],
+            m2=data["m2"],
+            last_location=None if loc is None else Location(loc[0], loc[1], int(loc[2])),
+            merchants=dict(data["merchants"]),
+            countries=dict(data["countries"]),
+            devices=dict(data["devices"]),
+            max_event_time_ms=data["max_event_time_ms"],
+        )
+
+
+def _remember(seen: dict[str, int], value: str, time_ms: int) -> None:
+    if value in seen:
+        seen[value] = min(seen[value], time_ms)
+        return
+    if len(seen) >= MAX_SEEN:
+        del seen[min(seen, key=seen.__getitem__)]
+    seen[value] = time_ms
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(a))
