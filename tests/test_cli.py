@@ -47,3 +47,17 @@ def test_help_lists_the_stack_commands() -> None:
     assert result.returncode == 0
     for command in ("up", "down", "status", "demo"):
         assert command in result.stdout
+
+
+def test_the_embedded_stack_refuses_the_aws_profile_with_a_reason() -> None:
+    aws = {
+        "RIVERBANK_PROFILE": "aws",
+        "RIVERBANK_KAFKA__BOOTSTRAP_SERVERS": "b-1.example.com:9098",
+        "RIVERBANK_SCHEMA_REGISTRY__URL": "https://registry.example.com",
+        "RIVERBANK_LAKE__WAREHOUSE": "s3://lake/warehouse",
+        "RIVERBANK_AWS__REGION": "eu-west-1",
+    }
+    for command in ("up", "status"):
+        result = riverbank(command, **aws)
+        assert result.returncode == 1, result.stderr
+        assert "profile 'local'" in result.stderr and "Traceback" not in result.stderr

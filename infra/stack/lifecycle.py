@@ -19,8 +19,17 @@ Progress = Callable[[str, str], None]
 _LOG_TAIL_LINES = 25
 
 
+def _require_local(settings: Settings) -> None:
+    if settings.profile != "local":
+        raise StackError(
+            f"the embedded stack belongs to profile 'local'; profile {settings.profile!r} uses the "
+            "services its settings point at (unset RIVERBANK_PROFILE or set it to local)"
+        )
+
+
 def up(settings: Settings, progress: Progress | None = None) -> StackStatus:
     """Start every selected component in dependency order; harmless when already up."""
+    _require_local(settings)
     notify = progress or (lambda _name, _event: None)
     paths = StatePaths(settings.stack.state_dir)
     paths.ensure()
@@ -95,6 +104,7 @@ def down(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> StackStatus:
     """Each selected component's state, health (probed now), uptime, restarts and RSS."""
+    _require_local(settings)
     paths = StatePaths(settings.stack.state_dir)
     specs = build_components(settings, paths)
     supervisor = Supervisor(paths)
