@@ -6,7 +6,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra import stack
 from infra.stack.model import StackStatus
 from riverbank import cli
 from riverbank.settings import Settings
@@ -33,12 +32,16 @@ def start_with_progress(settings: Settings, console: Console) -> StackStatus:
             else:
                 console.print(f"  {name}: {event}")
 
-        return stack.up(settings, progress)
+        from infra.stack import lifecycle
+
+        return lifecycle.up(settings, progress)
 
 
 def down(json_output: cli.JsonFlag = False) -> None:
     settings = cli.run(cli.settings)
-    stopped = cli.run(lambda: stack.down(settings))
+    from infra.stack import lifecycle
+
+    stopped = cli.run(lambda: lifecycle.down(settings))
     if json_output:
         cli.print_json({"stopped": stopped})
     elif stopped:
@@ -50,7 +53,9 @@ def down(json_output: cli.JsonFlag = False) -> None:
 def status(json_output: cli.JsonFlag = False) -> None:
     """Exit code 0 when every component is healthy, 3 otherwise."""
     settings = cli.run(cli.settings)
-    result = cli.run(lambda: stack.status(settings))
+    from infra.stack import lifecycle
+
+    result = cli.run(lambda: lifecycle.status(settings))
     _show(result, json_output)
     if not result.healthy:
         raise typer.Exit(3)

@@ -6,8 +6,6 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
-import httpx
-
 Probe = Callable[[], str | None]
 _TIMEOUT_S = 3.0
 
@@ -38,6 +36,8 @@ def http_ok(
     """An HTTP GET answered with 2xx (and, optionally, a JSON body that passes ``expect_json``)."""
 
     def probe() -> str | None:
+        import httpx  # imported on first probe: it costs half a second at CLI start-up
+
         try:
             response = httpx.get(url, timeout=_TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
         except httpx.HTTPError as exc:

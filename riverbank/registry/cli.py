@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from riverbank import cli
-from riverbank.registry import catalog, server, workflows
+from riverbank.registry import catalog
 
 registry_app = typer.Typer(help="The Confluent-compatible schema registry service.", no_args_is_help=True)
 schemas_app = typer.Typer(
@@ -35,6 +35,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the registry until interrupted (health probe: GET / answers 200 {})."""
+    from riverbank.registry import server
+
     settings = cli.run(cli.settings)
     default_host, default_port = server.default_host_port(settings)
     cli.run(lambda: server.serve(settings, host or default_host, port or default_port))
@@ -46,6 +48,8 @@ def register_schemas(
     json_output: cli.JsonFlag = False,
 ) -> None:
     """Register every schema of schemas/subjects.toml (TopicNameStrategy subjects)."""
+    from riverbank.registry import workflows
+
     settings = cli.run(cli.settings)
     registered = cli.run(lambda: workflows.register_all(settings.schema_registry, schemas_dir))
     if json_output:
@@ -70,6 +74,8 @@ def check_schemas(
 
     Checks against the registry when it is reachable, else (or with --offline) against git history.
     """
+    from riverbank.registry import workflows
+
     settings = cli.run(cli.settings)
     mode: workflows.CheckMode = "offline" if offline else "online" if online else "auto"
     result = cli.run(lambda: workflows.check_all(settings.schema_registry, schemas_dir, mode))
