@@ -62,3 +62,16 @@ def test_unexpected_exits_are_counted_since_the_last_supervisor_start() -> None:
         ]
     )
     assert count_unexpected_exits(log) == {"kafka": 2, "flink-taskmanager": 1}
+
+
+def test_the_kafka_guard_reads_the_client_id_from_a_request_header() -> None:
+    import struct
+
+    from infra.stack.kafka_guard import WARMUP_CLIENT_ID, client_id_of
+
+    client_id = WARMUP_CLIENT_ID.encode()
+    body = struct.pack(">hhih", 18, 3, 7, len(client_id)) + client_id + b"\x00"
+    assert client_id_of(struct.pack(">i", len(body)) + body) == WARMUP_CLIENT_ID
+    null_id = struct.pack(">hhih", 3, 12, 1, -1)
+    assert client_id_of(struct.pack(">i", len(null_id)) + null_id) is None
+    assert client_id_of(b"\x00\x00") is None

@@ -114,11 +114,18 @@ def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
     return ComponentSpec(
         name="kafka",
         address=f"{host}:{port}",
+        # The guard listens on the public port and warms Tansu up after every (re)start.
         command=[
+            sys.executable,
+            "-m",
+            "infra.stack.kafka_guard",
+            "--listen",
+            f"{host}:{port}",
+            "--",
             binary,
             "broker",
             "--listener-url",
-            f"tcp://{host}:{port}",
+            f"tcp://{host}:{{internal_port}}",
             "--advertised-listener-url",
             f"tcp://{host}:{port}",
             "--storage-engine",
