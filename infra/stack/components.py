@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from infra.stack import flink, postgres, probes
@@ -53,9 +54,10 @@ def _loopback(key: str, host: str) -> str:
 
 
 def _s3(settings: Settings, paths: StatePaths) -> ComponentSpec:
-    script = REPO_ROOT / "node_modules" / "s3rver" / "bin" / "s3rver.js"
-    if not script.exists():
+    if not (REPO_ROOT / "node_modules" / "s3rver").is_dir():
         raise MissingDependencyError("s3rver (local S3)", "run `make setup` (npm ci)")
+    # s3rver with atomic PUTs (see s3_server.js): Tansu's objects survive a broker killed mid-write.
+    script = Path(__file__).with_name("s3_server.js")
     port = settings.stack.s3_port
     return ComponentSpec(
         name="s3",
