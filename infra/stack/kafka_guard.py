@@ -33,6 +33,7 @@ WARMUP_CLIENT_ID = "riverbank-kafka-guard-warmup"
 _PR_SET_PDEATHSIG = 1
 _READ_SIZE = 256 * 1024
 _WARMUP_TIMEOUT_S = 120.0
+_DRAIN_S = 2.0
 
 
 def log(message: str) -> None:
@@ -65,6 +66,12 @@ class Guard:
     def __init__(self, backend: tuple[str, int]) -> None:
         self.backend = backend
         self.warm = asyncio.Event()
+        self._request_pumps: set[asyncio.Future[None]] = set()
+
+    def stop_requests(self) -> None:
+        """Forward no more requests; responses to those already forwarded still flow back."""
+        for pump in list(self._request_pumps):
+            pump.cancel()
 
     async def handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
@@ -84,7 +91,10 @@ class Guard:
             client_w.close()
             return
         backend_w.write(first)
-        await asyncio.gather(_pump(client_r, backend_w), _pump(backend_r, client_w))
+        requests = asyncio.ensure_future(_pump(client_r, backend_w))
+        self._request_pumps.add(requests)
+        requests.add_done_callback(self._request_pumps.discard)
+        await asyncio.gather(requests, _pump(backend_r, client_w))
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -92,11 +102,12 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(_READ_SIZE):
             writer.write(data)
             await writer.drain()
+    except asyncio.CancelledError:
+        return  # stopping: keep the connection open so in-flight responses still arrive
     except (ConnectionError, OSError):
         pass
-    finally:
-        with contextlib.suppress(ConnectionError, OSError):
-            writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        writer.close()
 
 
 def warm_up(public: str, internal: str, timeout_s: float) -> int:
@@ -128,8 +139,9 @@ def warm_up(public: str, internal: str, timeout_s: float) -> int:
     consumer = Consumer({
         "bootstrap.servers": public, "client.id": WARMUP_CLIENT_ID, "group.id": WARMUP_CLIENT_ID,
         "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
-        "fetch.max.bytes": 1024, "max.partition.fetch.bytes": 1024, "message.max.bytes": 1024,
-        "fetch.wait.max.ms": 10, "log_level": 0,
+        # Measured: with fetch.wait.max.ms=10 Tansu (s3 storage) answers empty before its object read
+        # finishes, for ever; at 100 ms a partition with data answers within a second.
+        "fetch.wait.max.ms": 100, "log_level": 0,
     })  # fmt: skip
     try:
         consumer.assign(partitions)
@@ -157,7 +169,9 @@ def warm_up(public: str, internal: str, timeout_s: float) -> int:
 async def serve(listen: tuple[str, int], tansu: list[str]) -> int:
     internal_port = free_port(listen[0])
     command = [_replace_listener(arg, internal_port) for arg in tansu]
-    child = subprocess.Popen(command, preexec_fn=_die_with_parent)
+    # Its own session: the supervisor's stop signal reaches the guard only, which stops Tansu once
+    # in-flight requests are answered. PDEATHSIG still takes Tansu down if the guard is killed.
+    child = subprocess.Popen(command, preexec_fn=_die_with_parent, start_new_session=True)
     guard = Guard((listen[0], internal_port))
     server = await asyncio.start_server(guard.handle, listen[0], listen[1], reuse_address=True)
     log(f"tansu pid {child.pid} on internal port {internal_port}; holding clients on {listen[0]}:{listen[1]}")
@@ -184,6 +198,8 @@ async def serve(listen: tuple[str, int], tansu: list[str]) -> int:
     await asyncio.wait([child_exit, stop_wait], return_when=asyncio.FIRST_COMPLETED)
     server.close()
     if child.poll() is None:
+        guard.stop_requests()
+        await asyncio.sleep(_DRAIN_S)  # requests already forwarded are persisted and answered
         child.terminate()
         try:
             await asyncio.wait_for(child_exit, 20)
