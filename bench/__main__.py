@@ -9,6 +9,7 @@ import sys
 BENCHMARKS = {
     "stack_memory": "bench.stack_memory",
     "registry": "bench.registry_bench",
+    "producer": "bench.producer_bench",
 }
 
 

@@ -47,10 +47,12 @@ def _register_subcommands() -> None:
     # Imported here so that `riverbank --help` stays fast and a broken optional part cannot
     # take down unrelated commands at import time.
     from infra.stack import cli as stack_cli
+    from producers import cli as producers_cli
     from riverbank.registry import cli as registry_cli
 
     stack_cli.register(app)
     registry_cli.register(app)
+    producers_cli.register(app)
 
 
 @app.command(help="Run the main job on the embedded stack and show each capability working.")

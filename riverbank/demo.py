@@ -9,16 +9,16 @@ from rich.console import Console
 
 from infra.stack.cli import start_with_progress, status_table
 from infra.topics import TOPICS, ensure_topics
+from producers.cli import demo_step
 from riverbank.registry.catalog import DEFAULT_SCHEMAS_DIR
 from riverbank.registry.workflows import register_all
 from riverbank.settings import Settings
 
 NEXT_STEPS = """\
 Next, as the pipeline lands, this demo will:
-  1. run the synthetic bank: card, payment, trade and market producers with labelled fraud;
-  2. stream changes of the bank database (PostgreSQL) through Debezium CDC;
-  3. submit the PyFlink fraud job and show alerts arriving on fraud.alerts;
-  4. land bronze, silver and gold Iceberg tables and query them in Athena and Redshift SQL."""
+  1. stream changes of the bank database (PostgreSQL) through Debezium CDC;
+  2. submit the PyFlink fraud job and show alerts arriving on fraud.alerts;
+  3. land bronze, silver and gold Iceberg tables and query them in Athena and Redshift SQL."""
 
 
 def run_demo(settings: Settings, console: Console) -> bool:
@@ -37,7 +37,10 @@ def run_demo(settings: Settings, console: Console) -> bool:
     for registered in register_all(settings.schema_registry, DEFAULT_SCHEMAS_DIR):
         console.print(f"  {registered.subject:<34} id {registered.id:<4} version {registered.version}")
 
-    console.print("4. Status")
+    console.print("4. Producing synthetic bank traffic with labelled fraud")
+    demo_step(settings, console)
+
+    console.print("5. Status")
     from infra.stack import status
 
     result = status(settings)

@@ -46,6 +46,8 @@ def card_transaction() -> dict[str, Any]:
             "mcc": "5411",
             "country": "DE",
             "city": None,
+            "latitude": 52.52,
+            "longitude": 13.405,
         },
         "amount": Decimal("12.34"),
         "currency": "EUR",
