@@ -212,8 +212,9 @@ class PriceTick:
 
     @property
     def tick_id(self) -> str:
-        """Unique per tick (the schema has no event id): instrument, venue, sequence."""
-        return f"{self.instrument.instrument_id}:{self.venue}:{self.sequence}"
+        """Unique per tick (the schema has no event id). A venue's sequence numbers restart with
+        every session (here: every run), so the tick time is part of the identity."""
+        return f"{self.instrument.instrument_id}:{self.venue}:{self.tick_time_us}:{self.sequence}"
 
 
 Event = CardTransaction | Payment | Trade | PriceTick

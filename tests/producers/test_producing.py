@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -42,7 +43,9 @@ def expected_run(
 def record_id(record: Record) -> str:
     value = record.value
     if record.topic == TOPICS[Stream.TICKS]:
-        return f"{value['instrument_id']}:{value['venue']}:{value['sequence']}"
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        micros = (value["tick_time"] - epoch) // dt.timedelta(microseconds=1)
+        return f"{value['instrument_id']}:{value['venue']}:{micros}:{value['sequence']}"
     return str(value["event_id"] if record.topic != LABELS_TOPIC else value["label_id"])
 
 
