@@ -184,9 +184,19 @@ class SourceDbSettings(_Section):
     port: int = Field(default=5432, ge=1, le=65535)
     database: str = "bank"
     user: str = "riverbank"
-    #: In the local profile the embedded stack generates one and keeps it in its state directory.
     password: SecretStr | None = None
+    #: Used when ``password`` is unset. The local profile points it at the password the embedded
+    #: stack generates; it is read when connecting, so settings loaded before `up` still work.
+    password_file: Path | None = None
     sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+    def password_value(self) -> str | None:
+        """The password to connect with: the explicit one, else the password file's, if any."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None and self.password_file.is_file():
+            return self.password_file.read_text().strip()
+        return None
 
 
 class FlinkSettings(_Section):
@@ -335,10 +345,11 @@ class Settings(BaseSettings):
             unset = {k: v for k, v in defaults.items() if getattr(current, k) is None}
             if unset:
                 object.__setattr__(self, section, current.model_copy(update=unset))
-        password_file = self.stack.source_db_password_file
-        if self.source_db.password is None and password_file.is_file():
-            secret = SecretStr(password_file.read_text().strip())
-            object.__setattr__(self, "source_db", self.source_db.model_copy(update={"password": secret}))
+        if self.source_db.password_file is None:
+            password_file = self.stack.source_db_password_file
+            object.__setattr__(
+                self, "source_db", self.source_db.model_copy(update={"password_file": password_file})
+            )
         if self.registry_server.storage_path is None:
             storage = self.stack.state_dir / "registry" / "registry.db"
             object.__setattr__(

@@ -123,7 +123,7 @@ def running_stack(name: str, components: list[str], *, broker_storage: str = "s3
         stack.down(settings)
         if not ok:
             keep_logs(handle.paths, name)
-        _remove(handle.paths)
+        remove(handle.paths)
 
 
 def keep_logs(paths: StatePaths, name: str) -> Path:
@@ -135,7 +135,7 @@ def keep_logs(paths: StatePaths, name: str) -> Path:
     return target
 
 
-def _remove(paths: StatePaths) -> None:
+def remove(paths: StatePaths) -> None:
     postgres_dir = paths.postgres
     shutil.rmtree(paths.root, ignore_errors=True)
     if not postgres_dir.is_relative_to(paths.root):

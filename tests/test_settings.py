@@ -140,3 +140,20 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.kafka.client_id = "x"  # type: ignore[misc]
+
+
+def test_generated_database_password_is_read_when_connecting_not_when_loading(tmp_path: Path) -> None:
+    settings = load_settings()  # before `riverbank up` has generated the password
+    assert settings.source_db.password_value() is None
+    password_file = settings.stack.source_db_password_file
+    password_file.parent.mkdir(parents=True)
+    password_file.write_text("generated-by-up\n")
+    assert settings.source_db.password_value() == "generated-by-up"
+
+
+def test_an_explicit_database_password_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIVERBANK_SOURCE_DB__PASSWORD", "from-env")
+    settings = load_settings()
+    settings.stack.source_db_password_file.parent.mkdir(parents=True)
+    settings.stack.source_db_password_file.write_text("generated")
+    assert settings.source_db.password_value() == "from-env"

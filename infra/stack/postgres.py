@@ -31,12 +31,13 @@ def run_as() -> str | None:
     return "postgres" if os.geteuid() == 0 else None
 
 
-def password(settings: Settings, paths: StatePaths) -> str:
+def password(settings: Settings) -> str:
     """The riverbank role's password: from settings, else generated once into the state dir."""
     if settings.source_db.password is not None:
         return settings.source_db.password.get_secret_value()
-    path = settings.stack.source_db_password_file
+    path = settings.source_db.password_file or settings.stack.source_db_password_file
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
     return path.read_text().strip()
@@ -135,7 +136,7 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
         f"db={db.database}",
         "-q",
     ]
-    env = {**os.environ, "RIVERBANK_ROLE_PASSWORD": password(settings, paths)}
+    env = {**os.environ, "RIVERBANK_ROLE_PASSWORD": password(settings)}
     result = subprocess.run(command, input=statements, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StackError(f"could not create database {db.database!r}: {result.stderr.strip()}")

@@ -1,33 +1,51 @@
-"""`riverbank demo` end to end on the embedded stack."""
+"""`riverbank demo` end to end, as `make demo` runs it on a new machine: from an empty state dir."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
+from infra import stack
 from infra.topics import TOPICS
-from tests.stack_harness import RunningStack
+from riverbank.settings import load_settings
+from tests.stack_harness import RunningStack, environ, keep_logs, make_state_dir, remove, stack_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-def test_demo_brings_up_the_stack_creates_topics_and_reports_health(embedded_stack: RunningStack) -> None:
-    result = embedded_stack.cli("demo")
-    assert result.returncode == 0, result.stdout + result.stderr
-    for component in embedded_stack.settings.stack.components:
-        row = next(line for line in result.stdout.splitlines() if line.startswith(f"│ {component} "))
-        assert "healthy" in row and "unhealthy" not in row, row
-    admin = AdminClient(embedded_stack.settings.kafka.client_config())
-    metadata = admin.list_topics(timeout=10)
-    for topic in TOPICS:
-        assert topic.name in metadata.topics, topic.name
-        assert topic.name in result.stdout
-    rules = metadata.topics["fraud.rules"]
-    assert len(rules.partitions) == 1
-    resource = ConfigResource(ResourceType.TOPIC, "fraud.rules")
-    configs = admin.describe_configs([resource])[resource].result(timeout=10)
-    assert configs["cleanup.policy"].value == "compact"
+def test_demo_from_nothing_starts_the_stack_and_runs_each_step_then_is_repeatable() -> None:
+    from riverbank.settings import ALL_COMPONENTS
 
-    again = embedded_stack.cli("demo")
-    assert again.returncode == 0, again.stderr
-    assert "created" not in again.stdout  # topics exist now: the demo is repeatable
+    state_dir = make_state_dir("demo")
+    env = stack_env(state_dir, list(ALL_COMPONENTS))
+    with environ(env):
+        settings = load_settings()
+    handle = RunningStack(settings, env)
+    ok = False
+    try:
+        result = handle.cli("demo")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        for component in settings.stack.components:
+            row = next(line for line in result.stdout.splitlines() if line.startswith(f"│ {component} "))
+            assert "healthy" in row and "unhealthy" not in row, row
+        assert "fraud.labels-value" in result.stdout  # schemas registered
+        assert "records acknowledged" in result.stdout and " 0 failed" in result.stdout  # producers ran
+
+        admin = AdminClient(settings.kafka.client_config())
+        metadata = admin.list_topics(timeout=10)
+        for topic in TOPICS:
+            assert topic.name in metadata.topics, topic.name
+        assert len(metadata.topics["fraud.rules"].partitions) == 1
+        resource = ConfigResource(ResourceType.TOPIC, "fraud.rules")
+        configs = admin.describe_configs([resource])[resource].result(timeout=10)
+        assert configs["cleanup.policy"].value == "compact"
+
+        again = handle.cli("demo")
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "already running" in again.stdout and " created " not in again.stdout
+        ok = True
+    finally:
+        stack.down(settings)
+        if not ok:
+            keep_logs(handle.paths, "demo")
+        remove(handle.paths)

@@ -80,8 +80,8 @@ def test_up_twice_is_harmless(embedded_stack: RunningStack) -> None:
 def test_bank_database_is_ready_for_cdc(embedded_stack: RunningStack) -> None:
     settings = embedded_stack.settings
     with environ(embedded_stack.env):
-        password = load_settings().source_db.password
-    assert password is not None, "the local profile reads the generated password"
+        password = load_settings().source_db.password_value()
+    assert password, "the local profile reads the generated password"
     query = (
         "select current_database(), current_setting('wal_level'), rolreplication "
         "from pg_roles where rolname = current_user"
@@ -89,7 +89,7 @@ def test_bank_database_is_ready_for_cdc(embedded_stack: RunningStack) -> None:
     result = subprocess.run(
         ["psql", "-h", "127.0.0.1", "-p", str(settings.source_db.port), "-U", settings.source_db.user,
          "-d", settings.source_db.database, "-Atc", query],
-        env={**os.environ, "PGPASSWORD": password.get_secret_value()},
+        env={**os.environ, "PGPASSWORD": password},
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
