@@ -80,6 +80,8 @@ def _s3(settings: Settings, paths: StatePaths) -> ComponentSpec:
             LAKE_BUCKET,
         ],
         probe=probes.http_ok(f"{settings.stack.s3_endpoint}/"),
+        listen=("127.0.0.1", port),
+        port_setting="RIVERBANK_STACK__S3_PORT",
     )
 
 
@@ -135,6 +137,8 @@ def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
         ],
         environment=environment,
         probe=probes.kafka_metadata(f"{host}:{port}"),
+        listen=(host, port),
+        port_setting="RIVERBANK_KAFKA__BOOTSTRAP_SERVERS",
         requires=requires,
     )
 
@@ -149,6 +153,8 @@ def _registry(settings: Settings, paths: StatePaths) -> ComponentSpec:
         address=url,
         command=[sys.executable, "-m", "riverbank", "registry", "serve", "--host", host, "--port", str(port)],
         probe=probes.http_ok(f"{url}/", verify=False),
+        listen=(host, port),
+        port_setting="RIVERBANK_SCHEMA_REGISTRY__URL",
     )
 
 
@@ -164,6 +170,8 @@ def _postgres(settings: Settings, paths: StatePaths) -> ComponentSpec:
         stopsignal="INT",
         stopwaitsecs=30,
         probe=probes.pg_isready(host, db.port),
+        listen=(host, db.port),
+        port_setting="RIVERBANK_SOURCE_DB__PORT",
         prepare=lambda: postgres.prepare(paths),
         on_ready=lambda: postgres.create_bank_database(settings, paths),
     )
@@ -172,13 +180,16 @@ def _postgres(settings: Settings, paths: StatePaths) -> ComponentSpec:
 def _flink_jobmanager(settings: Settings, paths: StatePaths) -> ComponentSpec:
     home = flink.flink_home()
     rest_url = settings.flink.rest_url or ""
-    _loopback("flink.rest_url", urlsplit(rest_url).hostname or "")
+    parts = urlsplit(rest_url)
+    host = _loopback("flink.rest_url", parts.hostname or "")
     return ComponentSpec(
         name="flink-jobmanager",
         address=rest_url,
         command=flink.command(home, "jobmanager"),
         environment=flink.environment(paths, home),
         probe=probes.flink_taskmanagers(rest_url, minimum=0),
+        listen=(host, parts.port or 8081),
+        port_setting="RIVERBANK_FLINK__REST_URL",
         prepare=lambda: flink.prepare(settings, paths),
         stopwaitsecs=30,
     )
@@ -193,6 +204,8 @@ def _flink_taskmanager(settings: Settings, paths: StatePaths) -> ComponentSpec:
         command=flink.command(home, "taskmanager"),
         environment=flink.environment(paths, home),
         probe=probes.flink_taskmanagers(rest_url, minimum=1),
+        listen=("127.0.0.1", settings.stack.flink_taskmanager_port),
+        port_setting="RIVERBANK_STACK__FLINK_TASKMANAGER_PORT",
         requires=("flink-jobmanager",) if "flink-jobmanager" in settings.stack.components else (),
         stopwaitsecs=30,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -52,6 +53,7 @@ def up(settings: Settings, progress: Progress | None = None) -> StackStatus:
                 ready.add(spec.name)
                 continue
             notify(spec.name, "starting")
+            _require_free_port(spec)
             if spec.prepare:
                 spec.prepare()
             supervisor.start(spec.name)
@@ -76,6 +78,34 @@ def up(settings: Settings, progress: Progress | None = None) -> StackStatus:
                 raise _start_error(paths, spec, f"{why}; last probe: {reason}")
         time.sleep(0.25)
     return status(settings)
+
+
+def _require_free_port(spec: ComponentSpec) -> None:
+    if spec.listen is None:
+        return
+    host, port = spec.listen
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            return
+        except OSError:
+            pass
+    raise StackError(
+        f"{spec.name} cannot listen on {host}:{port}: the port is in use by {_listener(port)}; "
+        f"stop that, or move {spec.name} with {spec.port_setting}"
+    )
+
+
+def _listener(port: int) -> str:
+    try:
+        for conn in psutil.net_connections("tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                process = psutil.Process(conn.pid)
+                return f"{process.name()} (pid {conn.pid})"
+    except psutil.Error:
+        pass
+    return "another process"
 
 
 def _running(supervisor: Supervisor, name: str) -> bool:

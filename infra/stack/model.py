@@ -18,6 +18,10 @@ class ComponentSpec:
     command: list[str]
     #: Returns None when the component answers its protocol, else why not.
     probe: Callable[[], str | None]
+    #: Where it listens, and the setting that moves it: checked free before it starts, so a
+    #: foreign server on the port is never mistaken for ours.
+    listen: tuple[str, int] | None = None
+    port_setting: str = ""
     environment: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     directory: Path | None = None

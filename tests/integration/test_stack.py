@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,9 +19,17 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from infra import stack
 from infra.stack.paths import StatePaths
-from riverbank.errors import ComponentStartError
+from riverbank.errors import ComponentStartError, StackError
 from riverbank.settings import load_settings
-from tests.stack_harness import RunningStack, environ, free_port, make_state_dir, running_stack, stack_env
+from tests.stack_harness import (
+    RunningStack,
+    environ,
+    free_port,
+    make_state_dir,
+    remove,
+    running_stack,
+    stack_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -175,20 +184,44 @@ def test_component_that_fails_to_start_is_named_with_its_log_tail() -> None:
     env = stack_env(state_dir, ["postgres"])
     with environ(env):
         settings = load_settings()
-    blocker = socket.socket()
-    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    blocker.bind(("127.0.0.1", settings.source_db.port))
-    blocker.listen()
+    paths = StatePaths(state_dir)
+    # A damaged data directory (no postgresql.conf): the server refuses to start.
+    data = paths.postgres / "data"
+    data.mkdir(parents=True)
+    (data / "PG_VERSION").write_text("99\n")
+    for path in (paths.postgres, data):
+        shutil.chown(path, "postgres", "postgres")
+    data.chmod(0o700)
     try:
         with pytest.raises(ComponentStartError) as caught:
             stack.up(settings)
         assert caught.value.component == "postgres"
-        assert "already in use" in caught.value.log_tail
+        assert "could not access the server configuration file" in caught.value.log_tail
         assert "postgres failed to start" in str(caught.value)
-        assert caught.value.log_path == str(StatePaths(state_dir).log_of("postgres"))
+        assert caught.value.log_path == str(paths.log_of("postgres"))
+    finally:
+        stack.down(settings)
+        remove(paths)
+
+
+def test_a_port_held_by_another_process_is_named_not_mistaken_for_ours() -> None:
+    state_dir = make_state_dir("busy")
+    env = stack_env(state_dir, ["postgres"])
+    with environ(env):
+        settings = load_settings()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", settings.source_db.port))
+    blocker.listen()
+    try:
+        with pytest.raises(StackError) as caught:
+            stack.up(settings)
+        message = str(caught.value)
+        assert f"postgres cannot listen on 127.0.0.1:{settings.source_db.port}" in message
+        assert f"(pid {os.getpid()})" in message and "RIVERBANK_SOURCE_DB__PORT" in message
     finally:
         blocker.close()
         stack.down(settings)
+        remove(StatePaths(state_dir))
 
 
 def test_unreachable_endpoint_is_reported_not_crashed(embedded_stack: RunningStack) -> None:
