@@ -102,12 +102,6 @@ class Bank:
             else:
                 self.merchants_by_city_mcc.setdefault((m.city.name, m.mcc), []).append(m)
 
-    def card_by_token(self, token: str) -> Card:
-        for card in self.cards.values():
-            if card.token == token:
-                return card
-        raise KeyError(token)
-
 
 def iban_for(country: str, account_id: int) -> str:
     """A syntactically valid IBAN (ISO 13616 check digits) for a synthetic account number."""

@@ -225,9 +225,6 @@ class AvroPublisher:
         self._produce(topic, key_bytes, value)
         return True
 
-    def send_bytes(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
-        self._produce(topic, key, value, headers)
-
     def dead_letter(
         self, topic: str, key: str, record: dict[str, Any], exc: BaseException, event_id: str | None = None
     ) -> None:

@@ -98,11 +98,6 @@ class Simulation:
     def streams(self) -> list[Stream]:
         return [g.stream for g in self._generators]
 
-    def next_time_ms(self) -> float:
-        """Simulated time of the next regular slot (inf once the run is over)."""
-        t = min(self._next_ms, default=float("inf"))
-        return t if t < self.config.end_ms else float("inf")
-
     def step(self) -> Event | None:
         """The next event, or None when the run is over."""
         if self._tail is None:

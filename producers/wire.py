@@ -186,10 +186,6 @@ WIRE: dict[type, tuple[Stream, Callable[[Any], str], Callable[[Any], dict[str, A
 }
 
 
-def stream_of(event: Event) -> Stream:
-    return WIRE[type(event)][0]
-
-
 def key_of(event: Event) -> str:
     """The Kafka key: the business key whose events must stay in order (card, debtor account,
     portfolio, instrument), as each schema's doc names it."""
