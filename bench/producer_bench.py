@@ -6,8 +6,11 @@ producer flat out (no pacing, no PostgreSQL) for RUN_S seconds and waits for eve
 For each stream it prints three rates, so the cost of each stage is visible:
 
   generate      the pure generator alone (events/s)
-  +avro         generator + wire mapping + confluent-kafka AvroSerializer (no broker)
-  end-to-end    generator + Avro + idempotent acks=all producer, counted on acknowledgements
+  +avro         generator + wire mapping + the compiled Avro encoder the producer uses (no broker)
+  +ref avro     the same with confluent-kafka's AvroSerializer, the encoder's reference
+  queued        generator + Avro + produce() into the producer's local queue, while it runs
+  end-to-end    generator + Avro + idempotent acks=all lz4 producer, counted on acknowledgements
+                (the run's time includes waiting for the last acknowledgement)
 
 and the producer process's peak RSS. Target: 50,000 card transactions/s. Figures only, no asserts.
 """
@@ -29,6 +32,10 @@ from producers.wire import TOPICS, WIRE
 from riverbank.settings import Settings, load_settings
 
 RUN_S = float(os.environ.get("RIVERBANK_BENCH_PRODUCER_SECONDS", "15"))
+#: Storage of the private broker: "s3" (as the embedded stack runs it) or "memory".
+BROKER_STORAGE = os.environ.get("RIVERBANK_BENCH_PRODUCER_BROKER_STORAGE", "s3")
+#: Comma-separated stream names to measure (default: all).
+STREAMS = os.environ.get("RIVERBANK_BENCH_PRODUCER_STREAMS", "")
 TARGET_CARD_TPS = 50_000
 
 
@@ -41,7 +48,7 @@ def _stack() -> Iterator[Settings]:
         return
     from tests.stack_harness import running_stack
 
-    with running_stack("bench-producer", ["s3", "kafka", "registry"]) as handle:
+    with running_stack("bench-producer", ["s3", "kafka", "registry"], broker_storage=BROKER_STORAGE) as handle:
         yield handle.settings
 
 
@@ -57,18 +64,29 @@ def _generate_rate(stream: Stream, seconds: float) -> float:
     return n / (time.perf_counter() - started)
 
 
-def _avro_rate(settings: Settings, stream: Stream, seconds: float) -> float:
-    from confluent_kafka.schema_registry import SchemaRegistryClient
+def _avro_rate(settings: Settings, stream: Stream, seconds: float, *, reference: bool) -> float:
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
+    from producers.avro_encoder import compile_encoder, wire_prefix
     from producers.publisher import schema_texts
 
     topic = TOPICS[stream]
+    text = schema_texts()[topic][1]
     client = SchemaRegistryClient(settings.schema_registry.client_config())
     try:
-        serializer = AvroSerializer(client, schema_texts()[topic][1], conf={"auto.register.schemas": False})
-        ctx = SerializationContext(topic, MessageField.VALUE)
+        if reference:
+            serializer = AvroSerializer(client, text, conf={"auto.register.schemas": False})
+            ctx = SerializationContext(topic, MessageField.VALUE)
+
+            def encode(record: dict[str, object]) -> bytes | None:
+                return serializer(record, ctx)
+
+        else:
+            schema_id = client.lookup_schema(f"{topic}-value", Schema(text, "AVRO")).schema_id
+            encode = compile_encoder(text, wire_prefix(schema_id))
+        record_of = WIRE[_event_type(stream)][2]
         options = RunOptions(streams=(stream,), rate=1_000_000, duration_s=None, seed=2)
         sim = Simulation(simulation_config(options, 2, int(time.time() * 1000)))
         n, started = 0, time.perf_counter()
@@ -76,12 +94,16 @@ def _avro_rate(settings: Settings, stream: Stream, seconds: float) -> float:
             for _ in range(500):
                 event = sim.step()
                 assert event is not None
-                serializer(WIRE[type(event)][2](event), ctx)
+                encode(record_of(event))
             sim.side.clear()
             n += 500
         return n / (time.perf_counter() - started)
     finally:
         client.close()
+
+
+def _event_type(stream: Stream) -> type:
+    return next(kind for kind, (s, _, _) in WIRE.items() if s is stream)
 
 
 def _end_to_end(settings: Settings, stream: Stream, seconds: float) -> tuple[RunReport, float, int]:
@@ -114,21 +136,29 @@ def main() -> None:
     from riverbank.registry.workflows import register_all
 
     print(
-        f"one process, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {RUN_S:.0f}s per stream"
+        f"one process, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {RUN_S:.0f}s per stream; "
+        f"broker storage {BROKER_STORAGE}"
     )
     with _stack() as settings:
         register_all(settings.schema_registry, SCHEMAS_DIR)
         ensure_topics(settings)
-        print(f"  {'stream':<14}{'generate':>12}{'+avro':>12}{'end-to-end':>13}{'acked':>10}{'peak RSS':>11}")
-        for stream in Stream:
+        print(
+            f"  {'stream':<14}{'generate':>12}{'+avro':>12}{'+ref avro':>12}{'queued':>12}{'end-to-end':>13}"
+            f"{'acked':>10}{'peak RSS':>11}"
+        )
+        streams = [Stream(s) for s in STREAMS.split(",") if s] or list(Stream)
+        for stream in streams:
             gen = _generate_rate(stream, min(RUN_S, 5))
-            avro = _avro_rate(settings, stream, min(RUN_S, 5))
+            avro = _avro_rate(settings, stream, min(RUN_S, 5), reference=False)
+            ref = _avro_rate(settings, stream, min(RUN_S, 3), reference=True)
             report, e2e, rss = _end_to_end(settings, stream, RUN_S)
             ok = report.acked == report.sent and not report.failed and not report.unflushed
             lost = f"sent {report.sent}, failed {report.failed}, unsent {report.unflushed}"
             flag = "" if ok else f"  (NOT ALL ACKED: {lost})"
             print(
-                f"  {stream.value:<14}{gen:>10,.0f}/s{avro:>10,.0f}/s{e2e:>11,.0f}/s{report.acked:>10,}"
+                f"  {stream.value:<14}{gen:>10,.0f}/s{avro:>10,.0f}/s{ref:>10,.0f}/s"
+                f"{report.actual_rate:>10,.0f}/s{e2e:>11,.0f}/s"
+                f"{report.acked:>10,}"
                 f"{rss / 2**20:>8,.0f} MiB{flag}"
             )
             if stream is Stream.TRANSACTIONS:

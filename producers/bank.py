@@ -102,6 +102,17 @@ class Bank:
             else:
                 self.merchants_by_city_mcc.setdefault((m.city.name, m.mcc), []).append(m)
 
+    def apply_card_status(self, statuses: dict[int, str]) -> int:
+        """Set card statuses known from elsewhere (the database of earlier runs); returns how many
+        cards changed. Unknown card ids are ignored."""
+        changed = 0
+        for card_id, status in statuses.items():
+            card = self.cards.get(card_id)
+            if card is not None and card.status != status:
+                card.status = status
+                changed += 1
+        return changed
+
 
 def iban_for(country: str, account_id: int) -> str:
     """A syntactically valid IBAN (ISO 13616 check digits) for a synthetic account number."""

@@ -84,6 +84,8 @@ class RunReport:
     last_error: str | None = None
     db_movements: int = 0
     db_updates: int = 0
+    #: Cards whose status (a block) was taken over from the database's earlier runs.
+    cards_restored: int = 0
     stopped_by: str | None = None
     finished: bool = False
 
@@ -176,6 +178,7 @@ def produce(
             db = BankDatabase(settings.source_db, report.run_id)
             db.ensure_schema()
             db.load_bank(sim.bank)
+            report.cards_restored = db.restore_card_status(sim.bank)
         if options.labels_file is not None:
             options.labels_file.parent.mkdir(parents=True, exist_ok=True)
             labels_out = options.labels_file.open("a", encoding="utf-8")
@@ -222,17 +225,20 @@ def _loop(
     ms_per_wall_s = 1000.0 * options.time_scale
     check_every = max(1, min(256, int(options.rate / 400)))
     next_progress = wall0
-    topics = TOPICS
-    wire = WIRE
     send = publisher.send
+    emitters = {
+        kind: publisher.emitter(TOPICS[stream], key_of, record_of, event_id_of)
+        for kind, (stream, key_of, record_of) in WIRE.items()
+        if stream in sim.streams
+    }
     side = sim.side
+    step = sim.step
     n = 0
     while not stop.is_set():
-        event = sim.step()
+        event = step()
         if event is None:
             break
-        stream, key_of, record_of = wire[type(event)]
-        send(topics[stream], key_of(event), record_of(event), event_id_of(event))
+        emitters[type(event)](event)
         n += 1
         if side:
             for item in side:
