@@ -48,7 +48,8 @@ def _stack() -> Iterator[Settings]:
         return
     from tests.stack_harness import running_stack
 
-    with running_stack("bench-producer", ["s3", "kafka", "registry"], broker_storage=BROKER_STORAGE) as handle:
+    components = ["s3", "kafka", "registry"]
+    with running_stack("bench-producer", components, broker_storage=BROKER_STORAGE) as handle:
         yield handle.settings
 
 
@@ -136,8 +137,8 @@ def main() -> None:
     from riverbank.registry.workflows import register_all
 
     print(
-        f"one process, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {RUN_S:.0f}s per stream; "
-        f"broker storage {BROKER_STORAGE}"
+        f"one process, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"{RUN_S:.0f}s per stream; broker storage {BROKER_STORAGE}"
     )
     with _stack() as settings:
         register_all(settings.schema_registry, SCHEMAS_DIR)

@@ -222,7 +222,9 @@ def compile_encoder(schema_text: str, prefix: bytes = b"") -> Encoder:
         "_Decimal": Decimal,
         **compiler.consts,
     }
-    exec(compile(source, f"<avro encoder {raw.get('name', raw) if isinstance(raw, dict) else raw}>", "exec"), namespace)  # noqa: S102 - source generated above from the schema, no outside input
+    label = raw.get("name", "?") if isinstance(raw, dict) else str(raw)
+    # The source is generated above from the schema (field names quoted with repr): no outside input.
+    exec(compile(source, f"<avro encoder {label}>", "exec"), namespace)  # noqa: S102
     fast: Callable[[Any], bytes] = namespace["_fast"]
 
     def slow(record: Any) -> bytes:

@@ -226,9 +226,7 @@ class BankDatabase:
         """Give the bank's cards the status stored by earlier runs (a card blocked once stays
         blocked: the generator declines it and never blocks it twice). Returns how many changed."""
         with self._conn.transaction(), self._conn.cursor() as cur:
-            cur.execute(
-                "SELECT card_id, status FROM cards WHERE card_id = ANY(%s)", (list(bank.cards),)
-            )
+            cur.execute("SELECT card_id, status FROM cards WHERE card_id = ANY(%s)", (list(bank.cards),))
             stored = cur.fetchall()
         return bank.apply_card_status(dict(stored))
 

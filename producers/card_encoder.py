@@ -65,7 +65,9 @@ _SCHEMA_FIELDS = [
 _MERCHANT_FIELDS = ["merchant_id", "name", "mcc", "country", "city", "latitude", "longitude"]
 
 
-def compile_card_encoder(schema_text: str, prefix: bytes, fallback: Encoder) -> Callable[[CardTransaction], bytes]:
+def compile_card_encoder(
+    schema_text: str, prefix: bytes, fallback: Encoder
+) -> Callable[[CardTransaction], bytes]:
     """``encode(event)`` for ``schema_text`` (card_transaction.avsc) with the wire ``prefix``;
     ``fallback`` encodes a record dict (the compiled schema encoder)."""
     schema = json.loads(schema_text)

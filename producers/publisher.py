@@ -19,9 +19,9 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -183,7 +183,10 @@ class AvroPublisher:
     def _schema_id(self, subject: str, text: str) -> int:
         """The id of ``text`` under ``subject`` (what AvroSerializer looks up on its first record)."""
         try:
-            return self._registry.lookup_schema(subject, Schema(text, "AVRO"), normalize_schemas=False).schema_id
+            found = self._registry.lookup_schema(subject, Schema(text, "AVRO"), normalize_schemas=False)
+            if found.schema_id is None:
+                raise ServiceUnavailableError(f"schema registry returned no id for {subject}")
+            return found.schema_id
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 raise SchemaNotRegisteredError(subject, exc.error_message) from None
@@ -219,6 +222,20 @@ class AvroPublisher:
         if err.fatal():
             self._fatal = err.str()
         log.debug("librdkafka error: %s", err)
+
+    # -- encoding -----------------------------------------------------------------------------
+
+    def encode_value(self, topic: str, record: dict[str, Any]) -> bytes:
+        """The record's value bytes as sent (Confluent framing + Avro)."""
+        return self._values[topic](record)
+
+    def encode_key(self, topic: str, key: str) -> bytes:
+        return self._keys[topic](key)
+
+    def encode_event(self, topic: str, event: Any) -> bytes | None:
+        """The event's value bytes from its dict-free encoder; None when the topic has none."""
+        encode = self._event_encoders.get(topic)
+        return None if encode is None else encode(event)
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from math import log as _log
 
 from producers import geo
 from producers.bank import Bank, BankSize, build_bank
@@ -92,6 +93,9 @@ class Simulation:
             self._mean_gap_ms.append(mean_gap)
             self._next_ms.append(config.start_ms + arrivals.expovariate(1.0) * mean_gap)
         self._tail: Iterator[Event] | None = None
+        self._end_ms = config.end_ms
+        self._change_rate = config.change_rate
+        self._change_roll = self._rng.random
         self.generated = 0
 
     @property
@@ -106,10 +110,11 @@ class Simulation:
             if len(nexts) > 1:
                 i = min(range(len(nexts)), key=nexts.__getitem__)
             t = nexts[i]
-            if t < self.config.end_ms:
-                nexts[i] = t + self._arrivals[i].expovariate(1.0) * self._mean_gap_ms[i]
+            if t < self._end_ms:
+                # expovariate(1.0), inlined: -log(1 - random()) / 1.0
+                nexts[i] = t + -_log(1.0 - self._arrivals[i].random()) * self._mean_gap_ms[i]
                 event = self._generators[i].slot(int(t))
-                if self.config.change_rate and self._rng.random() < self.config.change_rate:
+                if self._change_rate and self._change_roll() < self._change_rate:
                     self._change(int(t))
                 self.generated += 1
                 return event

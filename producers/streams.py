@@ -55,19 +55,28 @@ _CATEGORY = {c.mcc: c for c in catalog.CATEGORIES}
 _FRAUD_COUNTRIES = ("NG", "BR", "TH", "US", "TR", "IN", "AE", "MX")
 #: The currency transaction report threshold structuring stays under (in the account currency).
 STRUCTURING_THRESHOLD_MINOR = 1_000_000
+_NV_MAGICCONST = 4 * math.exp(-0.5) / math.sqrt(2.0)  # random.NV_MAGICCONST
+_log, _exp = math.log, math.exp
+
+
+#: The RFC 4122 variant digit for each hex digit drawn in its place.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 def fast_uuid4(rng: random.Random) -> str:
     """A version-4 UUID string from ``rng`` (deterministic, unlike uuid.uuid4())."""
     h = f"{rng.getrandbits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+#: Currency of the first listed city of each country (online merchants have no city).
+_CURRENCY_OF_COUNTRY: dict[str, str] = {}
+for _city in geo.CITIES:
+    _CURRENCY_OF_COUNTRY.setdefault(_city.country, _city.currency)
 
 
 def currency_of_country(country: str) -> str:
-    for city in geo.CITIES:
-        if city.country == country:
-            return city.currency
-    return "EUR"
+    return _CURRENCY_OF_COUNTRY.get(country, "EUR")
 
 
 class _Population(Generic[T]):
@@ -251,6 +260,9 @@ class CardStream(StreamGenerator):
             (FraudPattern.MERCHANT_ANOMALY, self._merchant_anomaly),
         )
         self._far_cities = [c for c in geo.CITIES if c.name not in geo.HOME_CITY_WEIGHTS]
+        self._customers = bank.customers
+        self._accounts = bank.accounts
+        self._seed_hex = f"{seed:x}"
 
     def _categories(
         self, habits: tuple[str, ...], local_hour: int
@@ -268,13 +280,16 @@ class CardStream(StreamGenerator):
             self._category_cache[key] = hit
         return hit
 
-    def _amount_minor(self, cat: catalog.Category, currency: str, scale: float = 1.0) -> int:
+    def _mu(self, cat: catalog.Category, currency: str) -> float:
         key = (cat.mcc, currency)
         mu = self._mu_cache.get(key)
         if mu is None:
             mu = math.log(cat.median_eur * geo.EUR_RATES[currency])
             self._mu_cache[key] = mu
-        return max(50, int(self.rng.lognormvariate(mu, cat.sigma) * 100 * scale))
+        return mu
+
+    def _amount_minor(self, cat: catalog.Category, currency: str, scale: float = 1.0) -> int:
+        return max(50, int(self.rng.lognormvariate(self._mu(cat, currency), cat.sigma) * 100 * scale))
 
     def _merchant(self, cat: catalog.Category, city: geo.City, online: bool) -> Merchant:
         rng = self.rng
@@ -303,47 +318,88 @@ class CardStream(StreamGenerator):
         decline_reason: str | None = None,
     ) -> CardTransaction:
         currency = merchant.city.currency if merchant.city else currency_of_country(merchant.country)
-        account = self.bank.accounts[card.account_id]
-        billing = geo.convert_minor(amount_minor, currency, account.currency)
+        return self._new_transaction(
+            t_ms, card, merchant, currency, amount_minor, channel, entry_mode, card_present, device, ip,
+            status, decline_reason,
+        )  # fmt: skip
+
+    def _new_transaction(
+        self,
+        t_ms: int,
+        card: Card,
+        merchant: Merchant,
+        currency: str,
+        amount_minor: int,
+        channel: str,
+        entry_mode: str,
+        card_present: bool,
+        device: str | None,
+        ip: str | None,
+        status: str,
+        decline_reason: str | None,
+    ) -> CardTransaction:
+        account_currency = self._accounts[card.account_id].currency
+        billing = geo.convert_minor(amount_minor, currency, account_currency)
         if card.status != "ACTIVE" and status == "APPROVED":
             status, decline_reason = "DECLINED", "CARD_BLOCKED"
         self._counter += 1
+        event_id = fast_uuid4(self.rng)
         event = CardTransaction(
-            event_id=fast_uuid4(self.rng),
-            authorization_id=f"A{self.seed:x}{self._counter:011d}",
-            card=card,
-            merchant=merchant,
-            amount_minor=amount_minor,
-            currency=currency,
-            billing_minor=billing,
-            billing_currency=account.currency,
-            channel=channel,
-            entry_mode=entry_mode,
-            status=status,
-            decline_reason=decline_reason,
-            card_present=card_present,
-            device_id=device,
-            ip_address=ip,
-            event_time_ms=t_ms,
+            event_id,
+            f"A{self._seed_hex}{self._counter:011d}",
+            card,
+            merchant,
+            amount_minor,
+            currency,
+            billing,
+            account_currency,
+            channel,
+            entry_mode,
+            status,
+            decline_reason,
+            card_present,
+            device,
+            ip,
+            t_ms,
         )
         if status == "APPROVED":
-            self.side.append(BalanceMovement(card.account_id, -billing, event.event_id, "CARD", t_ms))
+            self.side.append(BalanceMovement(card.account_id, -billing, event_id, "CARD", t_ms))
         return event
 
     def background(self, t_ms: int) -> CardTransaction:
+        # The hot path of the card stream (50,000 events/s): _Population.pick, _categories and
+        # lognormvariate are inlined here with the same draws in the same order, so a seed gives
+        # the same events as the general helpers would.
         rng = self.rng
+        random_ = rng.random
         utc_hour = (t_ms // _HOUR_MS) % 24
-        card = self._population.pick(rng, utc_hour)
-        customer = self.bank.customers[card.customer_id]
-        city = customer.current_city
-        cum, cats = self._categories(customer.habits, (utc_hour + city.utc_offset) % 24)
-        cat = cats[bisect.bisect_right(cum, rng.random() * cum[-1])]
-        online = rng.random() < cat.online_share
+        population = self._population
+        cum = population._cum[utc_hour]
+        groups = population._items
+        group = groups[min(bisect.bisect_right(cum, random_() * cum[-1]), len(groups) - 1)]
+        card = group[int(random_() * len(group))]
+        customer = self._customers[card.customer_id]
+        city = customer.trip or customer.home
+        key = (customer.habits, (utc_hour + city.utc_offset) % 24)
+        hit = self._category_cache.get(key)
+        cum, cats = hit if hit is not None else self._categories(*key)
+        cat = cats[bisect.bisect_right(cum, random_() * cum[-1])]
+        online = random_() < cat.online_share
         merchant = self._merchant(cat, city, online)
-        currency = merchant.city.currency if merchant.city else currency_of_country(merchant.country)
-        amount = self._amount_minor(cat, currency)
+        merchant_city = merchant.city
+        currency = merchant_city.currency if merchant_city else currency_of_country(merchant.country)
+        mu = self._mu_cache.get((cat.mcc, currency))
+        if mu is None:
+            mu = self._mu(cat, currency)
+        while True:  # random.normalvariate (Kinderman-Monahan), as lognormvariate draws it
+            u1 = random_()
+            u2 = 1.0 - random_()
+            z = _NV_MAGICCONST * (u1 - 0.5) / u2
+            if z * z / 4.0 <= -_log(u2):
+                break
+        amount = max(50, int(_exp(mu + z * cat.sigma) * 100))
         if online:
-            channel, entry, present = "ECOM", "TOKENIZED" if rng.random() < 0.6 else "MANUAL", False
+            channel, entry, present = "ECOM", "TOKENIZED" if random_() < 0.6 else "MANUAL", False
             device = customer.devices[0] if customer.devices else None
             ip = customer.home_ip if customer.trip is None else ip_in(city.country, rng)
         elif cat.mcc == catalog.ATM_MCC:
@@ -352,40 +408,19 @@ class CardStream(StreamGenerator):
         else:
             device = ip = None
             present = True
-            if amount < 5000 * geo.EUR_RATES[currency] and rng.random() < 0.6:
+            if amount < 5000 * geo.EUR_RATES[currency] and random_() < 0.6:
                 channel, entry = "CONTACTLESS", "CONTACTLESS"
             else:
-                channel, entry = "POS", "SWIPE" if city.country == "US" and rng.random() < 0.3 else "CHIP"
-        roll = rng.random()
+                channel, entry = "POS", "SWIPE" if city.country == "US" and random_() < 0.3 else "CHIP"
+        roll = random_()
+        status, reason = "APPROVED", None
         if roll < 0.015:
-            reason = (
-                "INSUFFICIENT_FUNDS" if roll < 0.008 else ("INCORRECT_PIN" if present else "DO_NOT_HONOR")
-            )
-            return self._transaction(
-                t_ms,
-                card,
-                customer,
-                merchant,
-                amount,
-                channel=channel,
-                entry_mode=entry,
-                card_present=present,
-                device=device,
-                ip=ip,
-                status="DECLINED",
-                decline_reason=reason,
-            )
-        return self._transaction(
-            t_ms,
-            card,
-            customer,
-            merchant,
-            amount,
-            channel=channel,
-            entry_mode=entry,
-            card_present=present,
-            device=device,
-            ip=ip,
+            status = "DECLINED"
+            reason = "INCORRECT_PIN" if present else "DO_NOT_HONOR"
+            if roll < 0.008:
+                reason = "INSUFFICIENT_FUNDS"
+        return self._new_transaction(
+            t_ms, card, merchant, currency, amount, channel, entry, present, device, ip, status, reason
         )
 
     def start_fraud(self, t_ms: int) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from infra.stack.supervisor import Supervisor
 from producers import geo
-from producers.bank import BankSize
+from producers.bank import BankSize, build_bank
 from producers.bankdb import connect
 from producers.model import FraudLabel, Stream, event_id_of
 from producers.publisher import AvroPublisher
@@ -318,3 +318,40 @@ def test_broker_stopped_mid_run_every_event_is_in_the_topic_exactly_once(restart
     # Holds because infra/stack/kafka_guard.py warms Tansu up after a restart; without it Tansu 0.6
     # restarts a cold partition at offset 0 and overwrites acknowledged records.
     assert restart_run["missing"] == 0 and not restart_run["duplicated"], restart_run["summary"]
+
+
+def test_a_card_blocked_in_an_earlier_run_stays_blocked_in_the_next_run(bank_stack: RunningStack) -> None:
+    size = BankSize(customers=40, counterparties=10)
+    common = {"streams": (Stream.TRANSACTIONS,), "rate": 500, "duration_s": 4, "bank_seed": 79,
+              "bank_size": size, "fraud_rate": 0.0, "labels_to_kafka": False}  # fmt: skip
+    first = produce(bank_stack.settings, RunOptions(seed=90_003, change_rate=0.05, **common))  # type: ignore[arg-type]
+    assert first.complete, first.to_json()
+    bank = build_bank(79, size)
+    with connect(bank_stack.settings.source_db) as conn:
+        blocked = {
+            row[0]
+            for row in conn.execute(
+                "SELECT card_id FROM cards WHERE status = 'BLOCKED' AND card_id = ANY(%s)",
+                (list(bank.cards),),
+            )
+        }
+    assert blocked, "the first run blocked no card"
+
+    second_seed = 90_004
+    second = produce(bank_stack.settings, RunOptions(seed=second_seed, change_rate=0.0, **common))  # type: ignore[arg-type]
+    assert second.complete and second.cards_restored >= len(blocked), second.to_json()
+    prefix = f"A{second_seed:x}"
+
+    def mine(records: list[Record]) -> list[Record]:
+        return [r for r in records if r.value["authorization_id"].startswith(prefix)]
+
+    topic = [TOPICS[Stream.TRANSACTIONS]]
+    records = mine(read_topics(bank_stack, topic, done=lambda rs: len(mine(rs)) >= second.generated))
+    assert len(records) == second.generated
+    card_of = {c.token: c.card_id for c in bank.cards.values()}
+    on_blocked = [r.value for r in records if card_of[r.value["card_id"]] in blocked]
+    others = [r.value for r in records if card_of[r.value["card_id"]] not in blocked]
+    assert on_blocked, "no transaction of the second run used a blocked card"
+    assert {v["status"] for v in on_blocked} == {"DECLINED"}, Counter(v["status"] for v in on_blocked)
+    assert Counter(v["decline_reason"] for v in on_blocked).most_common(1)[0][0] == "CARD_BLOCKED"
+    assert sum(v["status"] == "APPROVED" for v in others) > 0.9 * len(others)
