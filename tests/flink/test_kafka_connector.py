@@ -185,14 +185,21 @@ def first_seen(bootstrap: str, topics: list[str], count: int, timeout: float) ->
     return seen
 
 
+# Not run: each takes minutes of Flink and cannot pass on Tansu 0.6, whose two read_committed
+# defects are reproduced without Flink, in seconds, by the strict xfails of
+# tests/integration/test_broker_transactions.py (those flip when the broker is fixed; then run
+# these against it). Against Apache Kafka they are the acceptance tests of the exactly-once sink.
 TANSU_EXACTLY_ONCE = pytest.mark.xfail(
     run=False,
     reason=(
-        "Tansu 0.6 on s3 storage: a read_committed consumer of the transactional output stalled "
-        "(1 record in 240 s; read_uncommitted saw 11 of 40 in 4 s), and aborted transactional records "
-        "are returned to read_committed readers. The sink's two-phase commit itself restored from "
-        "checkpoint 194 and fenced the lingering transaction (job logs); verifying it needs a broker "
-        "with working read_committed. Tracked in issue 5."
+        "Tansu 0.6 (s3 and memory storage alike, with or without kafka_guard): (1) while any "
+        "transaction is open on a partition, read_committed readers get none of its records, even "
+        "those of transactions committed before it; the sink always has its next transaction open "
+        "when it commits the previous one, so the output stalls (measured: 1 record in 240 s). "
+        "(2) Fetch responses carry no aborted-transactions list, so read_committed readers get "
+        "aborted records (the restore path aborts lingering transactions: duplicates). Also no "
+        "transaction timeout: an abandoned transaction stays open until its transactional id is "
+        "initialised again. See ARCHITECTURE.md, 'Still open on Tansu'."
     ),
 )
 
