@@ -43,14 +43,23 @@ class LakeQueryEngine:
     """One DuckDB session over the lake catalog; every query re-reads the catalog, so it sees
     the tables' current snapshots."""
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog | None = None, connection: LakeConnection | None = None
+    ) -> None:
+        """``connection`` shares another engine's DuckDB session (its owner closes it)."""
         self.settings = settings
         self.catalog = catalog if catalog is not None else load_lake_catalog(settings)
-        self._connection = LakeConnection(settings)
+        self._owns_connection = connection is None
+        self._connection = connection if connection is not None else LakeConnection(settings)
         self._view_ids = itertools.count()
 
+    @property
+    def connection(self) -> LakeConnection:
+        return self._connection
+
     def close(self) -> None:
-        self._connection.close()
+        if self._owns_connection:
+            self._connection.close()
 
     def __enter__(self) -> LakeQueryEngine:
         return self
@@ -101,7 +110,7 @@ class _SnapshotBinder:
 
     def __init__(self, engine: LakeQueryEngine, directory: LakeDirectory, rules: NameRules) -> None:
         self._engine = engine
-        self._con = engine._connection.con
+        self._con = engine.connection.con
         self._directory = directory
         self._rules = rules
         self._views: dict[tuple[LakeTable, int | None], BoundTable] = {}
@@ -161,11 +170,13 @@ def run_sql(settings: Settings, sql: str, dialect: Dialect | None = None) -> Que
         return engine.query(sql, dialect)
 
 
-def row_counts(settings: Settings) -> dict[str, int]:
+def row_counts(settings: Settings, engine: LakeQueryEngine | None = None) -> dict[str, int]:
     """Rows in the current snapshot of every table in the lake catalog, by ``namespace.table``."""
-    with LakeQueryEngine(settings) as engine:
-        counts: dict[str, int] = {}
-        for table in engine.tables():
-            result = engine.query(f'SELECT count(*) FROM "{table.namespace}"."{table.name}"', "athena")
-            counts[table.qualified] = int(result.rows[0][0])
-        return counts
+    if engine is None:
+        with LakeQueryEngine(settings) as own:
+            return row_counts(settings, own)
+    counts: dict[str, int] = {}
+    for table in engine.tables():
+        result = engine.query(f'SELECT count(*) FROM "{table.namespace}"."{table.name}"', "athena")
+        counts[table.qualified] = int(result.rows[0][0])
+    return counts
