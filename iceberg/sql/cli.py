@@ -41,7 +41,7 @@ def sql_command(
 
     def execute() -> Any:
         with LakeQueryEngine(settings) as engine:
-            return engine.query(query, chosen)  # type: ignore[arg-type]
+            return engine.query(query, chosen)
 
     result = cli.run(execute)
     if explain:

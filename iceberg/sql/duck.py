@@ -99,9 +99,15 @@ def _create_s3_secret(con: duckdb.DuckDBPyConnection, settings: Settings) -> Non
     if endpoint:
         parts = urlsplit(endpoint)
         if not parts.netloc:
-            raise ConfigError("lake.s3_endpoint", f"expected http(s)://host:port, got {endpoint!r}", "settings")
+            raise ConfigError(
+                "lake.s3_endpoint", f"expected http(s)://host:port, got {endpoint!r}", "settings"
+            )
         options.update(
-            {"ENDPOINT": parts.netloc, "URL_STYLE": "path", "USE_SSL": "true" if parts.scheme == "https" else "false"}
+            {
+                "ENDPOINT": parts.netloc,
+                "URL_STYLE": "path",
+                "USE_SSL": "true" if parts.scheme == "https" else "false",
+            }
         )
     body = ", ".join(
         f"{k} {v}" if k in ("TYPE", "USE_SSL") else f"{k} '{_quote(v)}'" for k, v in options.items()
@@ -112,7 +118,7 @@ def _create_s3_secret(con: duckdb.DuckDBPyConnection, settings: Settings) -> Non
 def _aws_chain_credentials(settings: Settings) -> tuple[str | None, str | None, str | None]:
     """Credentials from the standard AWS chain (environment, shared config, instance role)."""
     try:
-        import boto3
+        import boto3  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - boto3 comes with pyiceberg[glue]
         return None, None, None
     session = boto3.Session(profile_name=settings.aws.profile, region_name=settings.aws.region)

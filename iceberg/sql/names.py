@@ -49,7 +49,9 @@ def resolve(ref: TableName, rules: NameRules, tables: list[LakeTable]) -> LakeTa
                 str(ref), known, "Redshift reaches the lake through external schemas: use <schema>.<table>"
             )
         if catalog != ATHENA_CATALOG:
-            raise UnknownTableError(str(ref), known, f"unknown catalog {catalog!r} (Athena's is awsdatacatalog)")
+            raise UnknownTableError(
+                str(ref), known, f"unknown catalog {catalog!r} (Athena's is awsdatacatalog)"
+            )
     if rules.dialect == "redshift" and db in rules.external_schemas:
         db = rules.external_schemas[db]
     candidates = [t for t in tables if t.name.lower() == name and (not db or t.namespace.lower() == db)]

@@ -19,14 +19,21 @@ DType = exp.DataType.Type
 _FLOATS = {DType.FLOAT, DType.DOUBLE}
 _DECIMALS = {DType.DECIMAL, DType.BIGDECIMAL}
 _TEXT = {DType.VARCHAR, DType.TEXT, DType.CHAR, DType.NVARCHAR, DType.NCHAR}
-_NAIVE_TIMESTAMPS = {DType.TIMESTAMP, DType.TIMESTAMPNTZ, DType.TIMESTAMP_MS, DType.TIMESTAMP_S, DType.TIMESTAMP_NS, DType.DATETIME}
+_NAIVE_TIMESTAMPS = {
+    DType.TIMESTAMP,
+    DType.TIMESTAMPNTZ,
+    DType.TIMESTAMP_MS,
+    DType.TIMESTAMP_S,
+    DType.TIMESTAMP_NS,
+    DType.DATETIME,
+}
 
 #: Functions sqlglot passes through unchanged that DuckDB implements with the same meaning
 #: (checked by the query corpus tests). Any other unknown function is refused.
 _SAME_MEANING = {"TYPEOF"}
 
 
-def rewrite_semantics(tree: exp.Expression, dialect: Dialect) -> None:
+def rewrite_semantics(tree: exp.Expr, dialect: Dialect) -> None:
     rules = _RULES[dialect]
     # Post-order, so a rewritten child is typed before its parent is looked at.
     for node in list(tree.walk(bfs=False))[::-1]:
@@ -35,34 +42,34 @@ def rewrite_semantics(tree: exp.Expression, dialect: Dialect) -> None:
             rule(node)
 
 
-def _replace(node: exp.Expression, new: exp.Expression) -> None:
+def _replace(node: exp.Expr, new: exp.Expr) -> None:
     """Replace keeping the type, so rules on the parent still see it."""
     new.type = node.type
     node.replace(new)
 
 
-def _type(node: exp.Expression) -> exp.DataType | None:
+def _type(node: exp.Expr) -> exp.DataType | None:
     t = node.type
     if t is None or t.this in (DType.UNKNOWN, DType.NULL):
         return None
     return t
 
 
-def _describe(node: exp.Expression, dialect: str) -> str:
+def _describe(node: exp.Expr, dialect: str) -> str:
     text = node.sql(dialect)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _refuse(node: exp.Expression, dialect: str, why: str) -> None:
+def _refuse(node: exp.Expr, dialect: str, why: str) -> None:
     raise UnsupportedSqlError(f"{_describe(node, dialect)}: {why}")
 
 
 # ---- rules shared by both dialects ------------------------------------------------------------
 
 
-def _division(dialect: str) -> Callable[[exp.Expression], None]:
-    def rule(node: exp.Expression) -> None:
-        left, right = _type(node.left), _type(node.right)  # type: ignore[attr-defined]
+def _division(dialect: str) -> Callable[[exp.Expr], None]:
+    def rule(node: exp.Expr) -> None:
+        left, right = _type(node.this), _type(node.expression)
         if left is None or right is None:
             _refuse(
                 node,
@@ -84,8 +91,8 @@ def _division(dialect: str) -> Callable[[exp.Expression], None]:
     return rule
 
 
-def _average(dialect: str) -> Callable[[exp.Expression], None]:
-    def rule(node: exp.Expression) -> None:
+def _average(dialect: str) -> Callable[[exp.Expr], None]:
+    def rule(node: exp.Expr) -> None:
         arg = _type(node.this)
         if arg is None:
             _refuse(node, dialect, "cannot tell the argument's type; CAST it to DOUBLE")
@@ -101,27 +108,28 @@ def _average(dialect: str) -> Callable[[exp.Expression], None]:
             _refuse(
                 node,
                 dialect,
-                "Redshift's AVG of an integer returns a truncated integer; use AVG(CAST(x AS DOUBLE PRECISION))",
+                "Redshift's AVG of an integer returns a truncated integer; "
+                "use AVG(CAST(x AS DOUBLE PRECISION))",
             )
 
     return rule
 
 
-def _exact_distinct_count(node: exp.Expression) -> None:
+def _exact_distinct_count(node: exp.Expr) -> None:
     # approx_distinct / APPROXIMATE COUNT(DISTINCT): the exact count is within any estimator's
     # error bound, and it is the same on every run.
     _replace(node, exp.Count(this=exp.Distinct(expressions=[node.this])))
 
 
-def _refuse_approximate(dialect: str) -> Callable[[exp.Expression], None]:
-    def rule(node: exp.Expression) -> None:
+def _refuse_approximate(dialect: str) -> Callable[[exp.Expr], None]:
+    def rule(node: exp.Expr) -> None:
         _refuse(node, dialect, "approximate results depend on the engine; use the exact function")
 
     return rule
 
 
-def _unknown_function(dialect: str) -> Callable[[exp.Expression], None]:
-    def rule(node: exp.Expression) -> None:
+def _unknown_function(dialect: str) -> Callable[[exp.Expr], None]:
+    def rule(node: exp.Expr) -> None:
         name = str(node.this).upper()
         if name == "AT_TIMEZONE" and dialect == "athena":
             value, zone = node.expressions
@@ -138,7 +146,7 @@ def _unknown_function(dialect: str) -> Callable[[exp.Expression], None]:
 # ---- Athena (Trino) ---------------------------------------------------------------------------
 
 
-def _at_time_zone(value: exp.Expression, zone: exp.Expression) -> exp.Expression:
+def _at_time_zone(value: exp.Expr, zone: exp.Expr) -> exp.Expr:
     # Trino reads a timestamp without zone in the session zone (UTC); DuckDB would read it in the
     # target zone. Making it a UTC instant first gives Trino's wall-clock time in ``zone``.
     t = _type(value)
@@ -149,7 +157,7 @@ def _at_time_zone(value: exp.Expression, zone: exp.Expression) -> exp.Expression
     return exp.AtTimeZone(this=value, zone=zone)
 
 
-def _athena_at_time_zone(node: exp.Expression) -> None:
+def _athena_at_time_zone(node: exp.Expr) -> None:
     if node.meta.get("rb_done"):
         return
     replacement = _at_time_zone(node.this, node.args["zone"])
@@ -157,7 +165,7 @@ def _athena_at_time_zone(node: exp.Expression) -> None:
     _replace(node, replacement)
 
 
-def _athena_date_diff(node: exp.Expression) -> None:
+def _athena_date_diff(node: exp.Expr) -> None:
     # Trino counts whole units elapsed (23:00 -> 01:00 the next day is 0 days); DuckDB's DATE_DIFF
     # counts boundaries crossed (1 day). DuckDB's DATE_SUB counts whole units, like Trino.
     unit = node.args.get("unit")
@@ -166,7 +174,7 @@ def _athena_date_diff(node: exp.Expression) -> None:
     _replace(node, exp.Anonymous(this="DATE_SUB", expressions=args))
 
 
-def _athena_date_add(node: exp.Expression) -> None:
+def _athena_date_add(node: exp.Expr) -> None:
     # Trino keeps a DATE a DATE (date_add('month', 1, DATE '2024-01-31') = DATE '2024-02-29');
     # DuckDB's DATE + INTERVAL is a TIMESTAMP.
     t = _type(node.this)
@@ -176,7 +184,7 @@ def _athena_date_add(node: exp.Expression) -> None:
         wrapped.type = exp.DataType.build("DATE")
 
 
-def _athena_cast(node: exp.Expression) -> None:
+def _athena_cast(node: exp.Expr) -> None:
     source = _type(node.this)
     target = node.args["to"]
     if source is not None and source.this in _FLOATS and target.this in _TEXT:
@@ -188,14 +196,16 @@ def _athena_cast(node: exp.Expression) -> None:
         )
 
 
-def _joda_format(node: exp.Expression) -> None:
-    _refuse(node, "athena", "Joda-Time patterns are not translated; use date_parse / date_format (MySQL patterns)")
+def _joda_format(node: exp.Expr) -> None:
+    _refuse(
+        node, "athena", "Joda-Time patterns are not translated; use date_parse / date_format (MySQL patterns)"
+    )
 
 
 # ---- Redshift ---------------------------------------------------------------------------------
 
 
-def _redshift_trunc(node: exp.Expression) -> None:
+def _redshift_trunc(node: exp.Expr) -> None:
     if node.args.get("decimals") is not None:
         return  # TRUNC(number, places): numeric on both engines
     t = _type(node.this)
@@ -204,23 +214,27 @@ def _redshift_trunc(node: exp.Expression) -> None:
     assert t is not None
     if t.is_type(*exp.DataType.TEMPORAL_TYPES):
         # Redshift's TRUNC(timestamp) is the DATE of that day.
-        day = exp.DateTrunc(unit=exp.Literal.string("DAY"), this=node.this)
+        day = exp.DateTrunc(unit=exp.Literal.string("DAY"), this=node.this)  # type: ignore[no-untyped-call]
         as_date = exp.cast(day, exp.DataType.build("DATE"))
         node.replace(as_date)
         as_date.type = exp.DataType.build("DATE")
 
 
-def _redshift_listagg(node: exp.Expression) -> None:
+def _redshift_listagg(node: exp.Expr) -> None:
     # sqlglot reads LISTAGG(DISTINCT x, ',') as DISTINCT over the pair (x, ','): move the
     # delimiter back where it belongs.
     distinct = node.this
-    if isinstance(distinct, exp.Distinct) and len(distinct.expressions) == 2 and node.args.get("separator") is None:
+    if (
+        isinstance(distinct, exp.Distinct)
+        and len(distinct.expressions) == 2
+        and node.args.get("separator") is None
+    ):
         value, separator = distinct.expressions
         node.set("this", exp.Distinct(expressions=[value]))
         node.set("separator", separator)
 
 
-def _extract_in_utc(node: exp.Expression) -> None:
+def _extract_in_utc(node: exp.Expr) -> None:
     # Both engines extract from a lake TIMESTAMPTZ (stored in UTC) in UTC; so does this UTC session
     # once the value is a plain TIMESTAMP (sqlglot otherwise refuses EXTRACT on zoned values).
     # at_timezone results are already plain local timestamps here, so their fields stay local.
@@ -232,8 +246,8 @@ def _extract_in_utc(node: exp.Expression) -> None:
         value.replace(plain)
 
 
-def _rules(dialect: Dialect) -> dict[type[exp.Expression], Callable[[exp.Expression], None]]:
-    shared: dict[type[exp.Expression], Callable[[exp.Expression], None]] = {
+def _rules(dialect: Dialect) -> dict[type[exp.Expr], Callable[[exp.Expr], None]]:
+    shared: dict[type[exp.Expr], Callable[[exp.Expr], None]] = {
         exp.Div: _division(dialect),
         exp.Avg: _average(dialect),
         exp.ApproxDistinct: _exact_distinct_count,
@@ -259,7 +273,7 @@ def _rules(dialect: Dialect) -> dict[type[exp.Expression], Callable[[exp.Express
     return shared
 
 
-_RULES: dict[Dialect, dict[type[exp.Expression], Callable[[exp.Expression], None]]] = {
+_RULES: dict[Dialect, dict[type[exp.Expr], Callable[[exp.Expr], None]]] = {
     "athena": _rules("athena"),
     "redshift": _rules("redshift"),
 }

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import sqlglot
-from sqlglot import ErrorLevel, exp
+from sqlglot import ErrorLevel, TokenType, exp
 from sqlglot.errors import OptimizeError, ParseError, UnsupportedError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
-from sqlglot.tokens import TokenType
 
 from iceberg.sql.errors import SqlError, SqlSyntaxError, UnsupportedSqlError
 from iceberg.sql.lake import AsOf, LakeTable, TimestampAsOf, VersionAsOf
@@ -120,11 +119,13 @@ def _athena_v2_time_travel(sql: str) -> str:
 
 def _bind_tables(tree: exp.Query, dialect: Dialect, binder: Binder) -> MappingSchema:
     """Point every lake table reference at its snapshot's view; the views' columns, for typing."""
-    columns: dict[str, dict[str, str]] = {}
+    columns: dict[str, object] = {}
     default_aliases: dict[LakeTable, str] = {}
     for table in list(tree.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
-            raise UnsupportedSqlError(f"table functions are not supported: {table.sql(READ_DIALECT[dialect])}")
+            raise UnsupportedSqlError(
+                f"table functions are not supported: {table.sql(READ_DIALECT[dialect])}"
+            )
         ref = TableName(table.catalog, table.db, table.name)
         if not ref.db and not ref.catalog and _is_cte(table):
             continue
@@ -143,7 +144,7 @@ def _bind_tables(tree: exp.Query, dialect: Dialect, binder: Binder) -> MappingSc
 
 
 def _is_cte(table: exp.Table) -> bool:
-    node: exp.Expression | None = table.parent
+    node: exp.Expr | None = table.parent
     while node is not None:
         with_ = node.args.get("with_")
         if isinstance(with_, exp.With) and any(cte.alias == table.name for cte in with_.expressions):

@@ -54,7 +54,9 @@ def _hour_boundaries(data: LakeData) -> Rows:
     def hour(t: datetime) -> datetime:
         return t.replace(minute=0, second=0, microsecond=0)
 
-    return [(c, int((hour(max(t)) - hour(min(t))).total_seconds() // 3600)) for c, t in _by_card(data).items()]
+    return [
+        (c, int((hour(max(t)) - hour(min(t))).total_seconds() // 3600)) for c, t in _by_card(data).items()
+    ]
 
 
 def _gaps(data: LakeData) -> Rows:
@@ -142,7 +144,9 @@ def _top_amounts_nulls_first(data: LakeData) -> Rows:
     nulls = sorted(r["event_id"] for r in rows if r["amount"] is None)
     valued = sorted((r for r in rows if r["amount"] is not None), key=lambda r: r["event_id"])
     valued.sort(key=lambda r: r["amount"], reverse=True)
-    return [(e, None) for e in nulls][:5] + [(r["event_id"], r["amount"]) for r in valued][: max(0, 5 - len(nulls))]
+    return [(e, None) for e in nulls][:5] + [(r["event_id"], r["amount"]) for r in valued][
+        : max(0, 5 - len(nulls))
+    ]
 
 
 def _fees_desc(data: LakeData) -> Rows:
@@ -174,7 +178,11 @@ def _ny_convert(data: LakeData) -> Rows:
     zone = ZoneInfo("America/New_York")
     rows = sorted(_rows(data), key=lambda r: r["event_id"])[:10]
     return [
-        (r["event_id"], r["event_time"].astimezone(zone).replace(tzinfo=None), r["event_time"].strftime("%Y-%m-%d"))
+        (
+            r["event_id"],
+            r["event_time"].astimezone(zone).replace(tzinfo=None),
+            r["event_time"].strftime("%Y-%m-%d"),
+        )
         for r in rows
     ]
 
@@ -298,7 +306,11 @@ ATHENA: list[Case] = [
         "WITH daily AS (SELECT CAST(event_time AS DATE) AS day, count(*) AS n FROM tx GROUP BY 1) "
         "SELECT avg(n), max(n), min(day) FROM daily",
     ),
-    Case("page (LIMIT / OFFSET)", f"SELECT event_id, amount FROM {TX} ORDER BY event_id OFFSET 5 LIMIT 10", _page),
+    Case(
+        "page (LIMIT / OFFSET)",
+        f"SELECT event_id, amount FROM {TX} ORDER BY event_id OFFSET 5 LIMIT 10",
+        _page,
+    ),
     Case(
         "unix times (from_unixtime, to_unixtime)",
         "SELECT from_unixtime(1706745600), to_unixtime(TIMESTAMP '2024-02-01 00:00:00 UTC'), "
@@ -436,7 +448,7 @@ REDSHIFT: list[Case] = [
     ),
     Case(
         "window ranking",
-        f"SELECT card_id, event_id, ROW_NUMBER() OVER (PARTITION BY card_id ORDER BY event_time, event_id) AS rn, "
+        "SELECT card_id, event_id, ROW_NUMBER() OVER (PARTITION BY card_id ORDER BY event_time, event_id) AS rn, "
         "SUM(fee) OVER (PARTITION BY card_id) AS card_fees FROM bronze.bank_card_transactions "
         "WHERE card_id IN ('c010', 'c011') ORDER BY card_id, rn",
         "SELECT card_id, event_id, row_number() OVER (PARTITION BY card_id ORDER BY event_time, event_id) AS rn, "
@@ -507,7 +519,11 @@ REDSHIFT: list[Case] = [
         f"SELECT channel, MEDIAN(fee) FROM {TX} GROUP BY channel ORDER BY channel",
         _median_fee,
     ),
-    Case("page (LIMIT / OFFSET)", f"SELECT event_id, amount FROM {TX} ORDER BY event_id LIMIT 10 OFFSET 5", _page),
+    Case(
+        "page (LIMIT / OFFSET)",
+        f"SELECT event_id, amount FROM {TX} ORDER BY event_id LIMIT 10 OFFSET 5",
+        _page,
+    ),
     Case(
         "silver through its own schema name",
         "SELECT risk_tier, COUNT(*) FROM silver.merchants GROUP BY risk_tier",

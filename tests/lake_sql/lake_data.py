@@ -45,7 +45,9 @@ MERCHANTS = pa.schema(
         pa.field("onboarded", pa.date32()),
     ]
 )
-KPIS = pa.schema([pa.field("day", pa.date32()), pa.field("alerts", pa.int64()), pa.field("pattern", pa.string())])
+KPIS = pa.schema(
+    [pa.field("day", pa.date32()), pa.field("alerts", pa.int64()), pa.field("pattern", pa.string())]
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,11 @@ def make_data(rows: int = 1200, seed: int = 7) -> LakeData:
     transactions = pa.Table.from_pylist(records, schema=TRANSACTIONS)
     merchants = pa.Table.from_pylist(
         [
-            {"merchant_id": m, "risk_tier": None if n % 7 == 0 else n % 3, "onboarded": date(2023, 1 + n % 12, 1 + n)}
+            {
+                "merchant_id": m,
+                "risk_tier": None if n % 7 == 0 else n % 3,
+                "onboarded": date(2023, 1 + n % 12, 1 + n),
+            }
             for n, m in enumerate(merchant_ids[:-3])
         ],
         schema=MERCHANTS,

@@ -73,14 +73,19 @@ def test_syntax_errors_and_several_statements(engine: LakeQueryEngine) -> None:
 
 
 def test_same_name_in_two_namespaces_needs_aliases(engine: LakeQueryEngine) -> None:
-    engine.catalog.create_table_if_not_exists("gold.merchants", schema=engine.catalog.load_table("silver.merchants").schema())
+    engine.catalog.create_table_if_not_exists(
+        "gold.merchants", schema=engine.catalog.load_table("silver.merchants").schema()
+    )
     try:
         with pytest.raises(UnsupportedSqlError, match="give them aliases"):
-            engine.query("SELECT silver.merchants.merchant_id FROM silver.merchants, gold.merchants", "athena")
+            engine.query(
+                "SELECT silver.merchants.merchant_id FROM silver.merchants, gold.merchants", "athena"
+            )
         with pytest.raises(UnknownTableError, match="ambiguous"):
             engine.query("SELECT * FROM merchants", "athena")
         rows = engine.query(
-            "SELECT count(*) FROM silver.merchants s LEFT JOIN gold.merchants g ON s.merchant_id = g.merchant_id",
+            "SELECT count(*) FROM silver.merchants s "
+            "LEFT JOIN gold.merchants g ON s.merchant_id = g.merchant_id",
             "athena",
         ).rows
         assert rows[0][0] == engine.query("SELECT count(*) FROM silver.merchants", "athena").rows[0][0] > 0
