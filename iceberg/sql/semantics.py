@@ -86,9 +86,20 @@ def _division(dialect: str) -> Callable[[exp.Expr], None]:
                 f"{dialect.capitalize()} rounds DECIMAL division to its own result scale; "
                 "CAST an operand to DOUBLE, or ROUND the DOUBLE result",
             )
-        # Integer / integer: sqlglot emits DuckDB's truncating form because the node is typed.
+        if left.is_type(*exp.DataType.INTEGER_TYPES) and right.is_type(*exp.DataType.INTEGER_TYPES):
+            _replace(node, _integer_division(node.this, node.expression))
 
     return rule
+
+
+def _integer_division(left: exp.Expr, right: exp.Expr) -> exp.Expr:
+    # Both engines truncate toward zero and fail on a zero divisor. DuckDB's // truncates toward
+    # zero exactly (sqlglot's TRUNC(a / b) goes through DOUBLE and is wrong past 2^53), but
+    # answers NULL for a zero divisor: raise instead, as Athena and Redshift do.
+    divisor = right.copy()
+    failure = exp.Anonymous(this="ERROR", expressions=[exp.Literal.string("Division by zero")])
+    zero = exp.EQ(this=divisor, expression=exp.Literal.number(0))
+    return exp.Case(ifs=[exp.If(this=zero, true=failure)], default=exp.IntDiv(this=left, expression=right))
 
 
 def _average(dialect: str) -> Callable[[exp.Expr], None]:

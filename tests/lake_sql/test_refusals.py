@@ -91,3 +91,12 @@ def test_same_name_in_two_namespaces_needs_aliases(engine: LakeQueryEngine) -> N
         assert rows[0][0] == engine.query("SELECT count(*) FROM silver.merchants", "athena").rows[0][0] > 0
     finally:
         engine.catalog.drop_table("gold.merchants")
+
+
+def test_integer_division_is_exact_and_fails_on_zero(engine: LakeQueryEngine) -> None:
+    big = 9007199254740993  # 2^53 + 1: a DOUBLE division would answer ...992
+    assert engine.query(f"SELECT {big} / 1, -7 / 2, 7 / -2", "athena").rows == [(big, -3, -3)]
+    with pytest.raises(SqlError, match="Division by zero"):
+        engine.query(f"SELECT count(*) / (count(*) - count(*)) FROM {TX}", "athena")
+    with pytest.raises(SqlError, match="Division by zero"):
+        engine.query(f"SELECT _offset / 0 FROM {TX}", "redshift")
