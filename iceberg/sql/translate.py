@@ -182,8 +182,8 @@ def _check_default_aliases(tree: exp.Query) -> None:
     for select in tree.find_all(exp.Select):
         seen: set[str] = set()
         for table in select.find_all(exp.Table):
-            if table.find_ancestor(exp.Select) is not select:
-                continue
+            if not table.alias or table.find_ancestor(exp.Select) is not select:
+                continue  # unaliased CTE references, or a nested query's tables
             if table.alias in seen:
                 raise UnsupportedSqlError(f"two tables named {table.alias} in one FROM: give them aliases")
             seen.add(table.alias)

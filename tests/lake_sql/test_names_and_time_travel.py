@@ -61,6 +61,8 @@ def test_columns_qualified_with_database_and_catalog(engine: LakeQueryEngine, la
 def test_cte_shadows_a_table_of_the_same_name(engine: LakeQueryEngine) -> None:
     query = f"WITH {TX} AS (SELECT 42 AS answer) SELECT answer FROM {TX}"
     assert engine.query(query, "athena").rows == [(42,)]
+    two = "WITH a AS (SELECT 1 AS x), b AS (SELECT 2 AS y) SELECT x, y FROM a, b"
+    assert engine.query(two, "athena").rows == [(1, 2)]
 
 
 def _commits(engine: LakeQueryEngine) -> list[tuple[int, int]]:
