@@ -64,6 +64,8 @@ class LakeConnection:
             for name in EXTENSIONS if remote else EXTENSIONS[:2]:
                 self.con.execute(f"LOAD '{_quote(str(extension_path(name, duckdb.__version__)))}'")
             self.con.execute("SET TimeZone = 'UTC'")
+            # DuckDB's progress bar writes to the terminal: it would corrupt --json / --csv output.
+            self.con.execute("SET enable_progress_bar = false")
             if remote:
                 _create_s3_secret(self.con, settings)
         except BaseException:
