@@ -112,8 +112,8 @@ def _average(dialect: str) -> Callable[[exp.Expr], None]:
             _refuse(
                 node,
                 dialect,
-                f"{dialect.capitalize()} returns a DECIMAL average rounded to the argument's scale; "
-                "use AVG(CAST(x AS DOUBLE)) (and ROUND it if needed)",
+                f"{dialect.capitalize()} returns a DECIMAL average at the argument's scale "
+                "(not DuckDB's DOUBLE); use AVG(CAST(x AS DOUBLE)) (and ROUND it if needed)",
             )
         if dialect == "redshift" and arg.is_type(*exp.DataType.INTEGER_TYPES):
             _refuse(
