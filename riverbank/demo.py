@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from iceberg.sql.demo import demo_step as lake_sql_step
 from infra.stack.cli import start_with_progress, status_table
 from infra.topics import TOPICS, ensure_topics
 from producers.cli import demo_step
@@ -40,7 +41,10 @@ def run_demo(settings: Settings, console: Console) -> bool:
     console.print("4. Producing synthetic bank traffic with labelled fraud")
     demo_step(settings, console)
 
-    console.print("5. Status")
+    console.print("5. The lake: row counts and analyst queries in Athena and Redshift SQL")
+    lake_sql_step(settings, console)
+
+    console.print("6. Status")
     from infra.stack import status
 
     result = status(settings)

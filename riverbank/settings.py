@@ -245,6 +245,11 @@ class QuerySettings(_Section):
     #: Athena API endpoint override (VPC endpoints); unset means the region's default.
     athena_endpoint: str | None = None
     redshift_spectrum_schema: str = "spectrum"
+    #: The Glue database (lake namespace) that Spectrum's external schema maps to; unset means
+    #: ``lake.gold_namespace``. Other namespaces answer to their own name in Redshift SQL too.
+    redshift_spectrum_database: str | None = None
+    #: IAM role Redshift assumes to read the Glue catalog and S3 (CREATE EXTERNAL SCHEMA ... IAM_ROLE).
+    redshift_iam_role: str | None = None
 
 
 class AwsSettings(_Section):
