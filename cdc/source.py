@@ -10,6 +10,7 @@ created by Debezium itself from the connector file (publication.autocreate.mode=
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -30,6 +31,15 @@ CREATE TABLE IF NOT EXISTS {table} (
     id   varchar(64) PRIMARY KEY,
     type varchar(32) NOT NULL,
     data varchar(2048)
+)
+"""
+
+# Written by the connector's heartbeat.action.query: a change in a published table lets the slot
+# advance while only unpublished tables (balance_movements) change, so WAL is not retained.
+HEARTBEAT_TABLE_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+    id integer PRIMARY KEY,
+    ts timestamptz NOT NULL
 )
 """
 
@@ -65,11 +75,44 @@ def prepare_postgres(settings: Settings, config: EngineConfig, stop: threading.E
                     signal_table = config.properties.get("signal.data.collection")
                     if signal_table:
                         conn.execute(sql.SQL(SIGNAL_TABLE_DDL).format(table=_qualified(signal_table)))
+                    heartbeat_table = _heartbeat_table(config.properties.get("heartbeat.action.query", ""))
+                    if heartbeat_table:
+                        conn.execute(sql.SQL(HEARTBEAT_TABLE_DDL).format(table=_qualified(heartbeat_table)))
+                _set_replica_identity(conn, config.properties.get("replica.identity.autoset.values", ""))
             return
         except SourceDbUnavailableError as exc:
             if stop.is_set() or time.monotonic() > deadline:
                 raise SourceNotReadyError(f"source database not reachable: {exc}") from None
             stop.wait(1.0)
+
+
+_IDENTITY_CODES = {"FULL": "f", "DEFAULT": "d", "NOTHING": "n"}
+
+
+def _set_replica_identity(conn: psycopg.Connection[Any], autoset: str) -> None:
+    """Apply the connector's replica.identity.autoset.values before the slot exists.
+
+    Debezium applies them too, but only once its task runs: a change committed in between would be
+    logged without its before-image. Only tables whose identity differs are altered (ALTER TABLE
+    takes an exclusive lock).
+    """
+    for entry in filter(None, (e.strip() for e in autoset.split(","))):
+        table, _, identity = entry.rpartition(":")
+        code = _IDENTITY_CODES.get(identity.strip().upper())
+        if code is None:  # INDEX <name> is left to Debezium
+            continue
+        row = conn.execute(
+            "SELECT relreplident FROM pg_class WHERE oid = to_regclass(%s)", (table,)
+        ).fetchone()
+        if row is not None and row[0] != code:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(_qualified(table), sql.SQL(identity.upper()))
+            )
+
+
+def _heartbeat_table(query: str) -> str | None:
+    match = re.match(r"\s*INSERT\s+INTO\s+([\w.]+)", query, re.IGNORECASE)
+    return match.group(1) if match else None
 
 
 def slot_info(settings: Settings, slot_name: str) -> SlotInfo | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,20 @@ def read_status(path: Path) -> EngineStatus | None:
 def all_statuses(settings: Settings) -> list[EngineStatus]:
     found = (read_status(p) for p in sorted(status_dir(settings).glob("*.status.json")))
     return [s for s in found if s is not None]
+
+
+def engine_ready(path: Path) -> Callable[[], str | None]:
+    """The stack's readiness probe: None once the engine's task runs, else why not."""
+
+    def probe() -> str | None:
+        status = read_status(path)
+        if status is None:
+            return f"no engine status in {path} yet"
+        if status.state in ("running", "snapshot", "streaming"):
+            return None
+        return f"engine {status.state}" + (f": {status.error}" if status.error else "")
+
+    return probe
 
 
 def _alive(pid: int) -> bool:

@@ -31,6 +31,7 @@ def build_components(settings: Settings, paths: StatePaths) -> list[ComponentSpe
         "kafka": _kafka,
         "registry": _registry,
         "postgres": _postgres,
+        "cdc": _cdc,
         "flink-jobmanager": _flink_jobmanager,
         "flink-taskmanager": _flink_taskmanager,
     }
@@ -174,6 +175,22 @@ def _postgres(settings: Settings, paths: StatePaths) -> ComponentSpec:
         port_setting="RIVERBANK_SOURCE_DB__PORT",
         prepare=lambda: postgres.prepare(paths),
         on_ready=lambda: postgres.create_bank_database(settings, paths),
+    )
+
+
+def _cdc(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    # The Debezium embedded engine running the bank database's connector file (see cdc/).
+    from cdc.connector import load_connector, resolve_path
+    from cdc.status import engine_ready, status_path
+
+    connector = load_connector(resolve_path(settings.cdc.connector))
+    return ComponentSpec(
+        name="cdc",
+        address=f"{connector.name} -> {settings.kafka.bootstrap_servers}",
+        command=[sys.executable, "-m", "riverbank", "cdc", "start", str(connector.path.absolute())],
+        probe=engine_ready(status_path(settings, connector.name)),
+        requires=tuple(c for c in ("kafka", "registry", "postgres") if c in settings.stack.components),
+        stopwaitsecs=40,
     )
 
 
