@@ -10,7 +10,9 @@ from rich.table import Table
 
 from riverbank import cli
 
-cdc_app = typer.Typer(help="Change data capture: Debezium connectors in the embedded engine.", no_args_is_help=True)
+cdc_app = typer.Typer(
+    help="Change data capture: Debezium connectors in the embedded engine.", no_args_is_help=True
+)
 
 ConnectorArg = Annotated[
     Path | None, typer.Argument(help="Kafka Connect connector JSON (default: cdc.connector setting).")
@@ -65,9 +67,11 @@ def drop_slot_command(connector: ConnectorArg = None, json_output: cli.JsonFlag 
     if json_output:
         cli.print_json(result)
     else:
-        cli.out.print(f"slot {result['slot_name']}: {'dropped' if result['slot'] else 'not found'}; "
-                      f"publication {result['publication_name']}: "
-                      f"{'dropped' if result['publication'] else 'not found'}")
+        cli.out.print(
+            f"slot {result['slot_name']}: {'dropped' if result['slot'] else 'not found'}; "
+            f"publication {result['publication_name']}: "
+            f"{'dropped' if result['publication'] else 'not found'}"
+        )
 
 
 @cdc_app.command("snapshot", help="Ask the running connector for an incremental snapshot of tables.")

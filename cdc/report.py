@@ -15,7 +15,11 @@ from riverbank.settings import Settings
 
 
 def _iso(ms: int | None) -> str | None:
-    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
+    return (
+        None
+        if ms is None
+        else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
+    )
 
 
 def connector_report(settings: Settings) -> list[dict[str, Any]]:
@@ -40,8 +44,11 @@ def connector_report(settings: Settings) -> list[dict[str, Any]]:
 def _postgres(settings: Settings, path: Path) -> dict[str, str]:
     config = engine_config(load_connector(path), settings)
     if config.connector.connector_class != POSTGRES_CONNECTOR:
-        raise ConfigError("connector.class", "slots and signals are handled for PostgreSQL connectors only",
-                          str(config.connector.path))
+        raise ConfigError(
+            "connector.class",
+            "slots and signals are handled for PostgreSQL connectors only",
+            str(config.connector.path),
+        )
     return config.properties
 
 
@@ -56,5 +63,7 @@ def incremental_snapshot(settings: Settings, path: Path, tables: list[str]) -> s
     props = _postgres(settings, path)
     signal_table = props.get("signal.data.collection")
     if not signal_table:
-        raise ConfigError("signal.data.collection", "is not set: the connector has no signal table", str(path))
+        raise ConfigError(
+            "signal.data.collection", "is not set: the connector has no signal table", str(path)
+        )
     return source.request_incremental_snapshot(settings, signal_table, tables)

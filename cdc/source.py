@@ -63,7 +63,9 @@ def _qualified(name: str) -> sql.Composable:
     return sql.Identifier(schema or "public", table)
 
 
-def prepare_postgres(settings: Settings, config: EngineConfig, stop: threading.Event, timeout_s: float = 300) -> None:
+def prepare_postgres(
+    settings: Settings, config: EngineConfig, stop: threading.Event, timeout_s: float = 300
+) -> None:
     """Wait for the database, then make sure the bank tables and the signal table exist."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -75,9 +77,12 @@ def prepare_postgres(settings: Settings, config: EngineConfig, stop: threading.E
                     signal_table = config.properties.get("signal.data.collection")
                     if signal_table:
                         conn.execute(sql.SQL(SIGNAL_TABLE_DDL).format(table=_qualified(signal_table)))
-                    heartbeat_table = _heartbeat_table(config.properties.get("heartbeat.action.query", ""))
-                    if heartbeat_table:
-                        conn.execute(sql.SQL(HEARTBEAT_TABLE_DDL).format(table=_qualified(heartbeat_table)))
+                    heartbeat_query = config.properties.get("heartbeat.action.query", "")
+                    heartbeat_table_name = heartbeat_table(heartbeat_query)
+                    if heartbeat_table_name:
+                        conn.execute(
+                            sql.SQL(HEARTBEAT_TABLE_DDL).format(table=_qualified(heartbeat_table_name))
+                        )
                 _set_replica_identity(conn, config.properties.get("replica.identity.autoset.values", ""))
             return
         except SourceDbUnavailableError as exc:
@@ -106,11 +111,13 @@ def _set_replica_identity(conn: psycopg.Connection[Any], autoset: str) -> None:
         ).fetchone()
         if row is not None and row[0] != code:
             conn.execute(
-                sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(_qualified(table), sql.SQL(identity.upper()))
+                sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
+                    _qualified(table), sql.SQL(identity.upper())
+                )
             )
 
 
-def _heartbeat_table(query: str) -> str | None:
+def heartbeat_table(query: str) -> str | None:
     match = re.match(r"\s*INSERT\s+INTO\s+([\w.]+)", query, re.IGNORECASE)
     return match.group(1) if match else None
 
@@ -142,7 +149,9 @@ def drop_slot(settings: Settings, slot_name: str, publication: str | None) -> di
             conn.execute("SELECT pg_drop_replication_slot(%s)", (slot_name,))
             dropped["slot"] = True
         if publication:
-            exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
+            ).fetchone()
             if exists:
                 conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
                 dropped["publication"] = True
@@ -152,7 +161,9 @@ def drop_slot(settings: Settings, slot_name: str, publication: str | None) -> di
 def _wait_inactive(conn: psycopg.Connection[Any], slot_name: str, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        row = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot_name,)).fetchone()
+        row = conn.execute(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot_name,)
+        ).fetchone()
         if row is None or not row[0]:
             return
         time.sleep(0.1)

@@ -50,7 +50,7 @@ def write_status(path: Path, status: EngineStatus) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(status.as_dict()))
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def read_status(path: Path) -> EngineStatus | None:

@@ -71,9 +71,19 @@ def table_schemas(
     fields.append(
         {"name": DELETED_FIELD, "type": "boolean", "default": False, "doc": "Soft-deleted in the source."}
     )
-    value = {"type": "record", "name": "Value", "namespace": f"{namespace}.{_record_name(table)}", "fields": fields}
+    value = {
+        "type": "record",
+        "name": "Value",
+        "namespace": f"{namespace}.{_record_name(table)}",
+        "fields": fields,
+    }
     key_fields = [{"name": c, "type": _avro_type(by_name[c]["type"])[0]} for c in primary_key]
-    key = {"type": "record", "name": "Key", "namespace": f"{namespace}.{_record_name(table)}", "fields": key_fields}
+    key = {
+        "type": "record",
+        "name": "Key",
+        "namespace": f"{namespace}.{_record_name(table)}",
+        "fields": key_fields,
+    }
     return key, value, conversions
 
 

@@ -51,7 +51,8 @@ class CursorStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS cursors (topic TEXT PRIMARY KEY, cursor TEXT NOT NULL, rows INTEGER NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS cursors"
+            " (topic TEXT PRIMARY KEY, cursor TEXT NOT NULL, rows INTEGER NOT NULL)"
         )
         self._db.commit()
 
@@ -67,7 +68,8 @@ class CursorStore:
         with self._db:
             self._db.execute(
                 "INSERT INTO cursors (topic, cursor, rows) VALUES (?, ?, ?)"
-                " ON CONFLICT (topic) DO UPDATE SET cursor = excluded.cursor, rows = cursors.rows + excluded.rows",
+                " ON CONFLICT (topic) DO UPDATE"
+                " SET cursor = excluded.cursor, rows = cursors.rows + excluded.rows",
                 (topic, text, rows),
             )
 

@@ -43,8 +43,13 @@ class TableState:
     passes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"table": self.table.name, "topic": self.topic, "rows": self.rows,
-                "tombstones": self.tombstones, "passes": self.passes}
+        return {
+            "table": self.table.name,
+            "topic": self.topic,
+            "rows": self.rows,
+            "tombstones": self.tombstones,
+            "passes": self.passes,
+        }
 
 
 def source_url(settings: Settings, url: str | None) -> sa.URL | str:
@@ -104,10 +109,16 @@ class Extractor:
         )
         if not primary_key:
             raise ExtractError(f"{schema}.{table.name} has no primary key; set primary_key in the config")
-        for needed in (table.cursor_column, *primary_key, *([table.soft_delete_column] if table.soft_delete_column else [])):
+        for needed in (
+            table.cursor_column,
+            *primary_key,
+            *([table.soft_delete_column] if table.soft_delete_column else []),
+        ):
             if needed not in names:
                 raise ExtractError(f"{schema}.{table.name} has no column {needed!r}")
-        key_schema, value_schema, conversions = table_schemas(columns, primary_key, "riverbank.extract", table.name)
+        key_schema, value_schema, conversions = table_schemas(
+            [dict(c) for c in columns], primary_key, "riverbank.extract", table.name
+        )
         import json
 
         conf = {"auto.register.schemas": True, "normalize.schemas": False}
@@ -123,8 +134,9 @@ class Extractor:
     def _extract_table(self, state: TableState, stop: threading.Event) -> int:
         table = state.table
         ser = self._serializers(table)  # reflected every pass: added columns flow on
-        sa_table = sa.Table(table.name, sa.MetaData(), schema=self.config.source.schema_name,
-                            autoload_with=self.engine)
+        sa_table = sa.Table(
+            table.name, sa.MetaData(), schema=self.config.source.schema_name, autoload_with=self.engine
+        )
         order = [sa_table.c[table.cursor_column], *(sa_table.c[k] for k in ser.primary_key)]
         upper = self._upper_bound(sa_table.c[table.cursor_column])
         written = 0
@@ -132,7 +144,9 @@ class Extractor:
             cursor = self.cursors.get(state.topic)
             query = sa.select(sa_table).where(sa_table.c[table.cursor_column] <= upper)
             if cursor is not None:
-                query = query.where(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in (cursor.value, *cursor.key))))
+                query = query.where(
+                    sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in (cursor.value, *cursor.key)))
+                )
             query = query.order_by(*order).limit(self.config.batch_size)
             with self.engine.connect() as conn:
                 rows = [r._asdict() for r in conn.execute(query)]
@@ -145,8 +159,11 @@ class Extractor:
                 failures, self._failures = self._failures, []
                 raise DeliveryError(f"Kafka did not acknowledge {len(failures)} record(s): {failures[0]}")
             last = rows[-1]
-            self.cursors.put(state.topic, Cursor(last[table.cursor_column], tuple(last[k] for k in ser.primary_key)),
-                             len(rows))
+            self.cursors.put(
+                state.topic,
+                Cursor(last[table.cursor_column], tuple(last[k] for k in ser.primary_key)),
+                len(rows),
+            )
             written += len(rows)
             if len(rows) < self.config.batch_size:
                 break
@@ -207,10 +224,19 @@ def run_extractor(
     engine = sa.create_engine(source_url(settings, loaded.url), pool_pre_ping=True)
     cursors = CursorStore(settings.cdc.extract_state_path)
     registry = SchemaRegistryClient(settings.schema_registry.client_config())
-    producer = Producer(settings.kafka.client_config() | {"partitioner": "murmur2_random",
-                                                          "enable.idempotence": True, "linger.ms": 5})
-    extractor = Extractor(settings, config, engine, cursors, registry, producer,
-                          [TableState(t, config.topic(t)) for t in config.tables])
+    producer = Producer(
+        settings.kafka.client_config()
+        | {"partitioner": "murmur2_random", "enable.idempotence": True, "linger.ms": 5}
+    )
+    extractor = Extractor(
+        settings,
+        config,
+        engine,
+        cursors,
+        registry,
+        producer,
+        [TableState(t, config.topic(t)) for t in config.tables],
+    )
     if console is not None:
         where = redact(loaded.url) if loaded.url else "source_db settings"
         console.print(f"extracting {len(config.tables)} table(s) from {where} to {config.topic_prefix}.*")
@@ -225,6 +251,6 @@ def run_extractor(
     finally:
         producer.flush(30)
         cursors.close()
-        registry.__exit__()
+        registry.close()
         engine.dispose()
     return [s.as_dict() for s in extractor.states]

@@ -175,13 +175,15 @@ class Reader:
             message.partition(),
             message.offset(),
             None if key is None else self.deserializer(key, SerializationContext(topic, MessageField.KEY)),
-            None if value is None else self.deserializer(value, SerializationContext(topic, MessageField.VALUE)),
+            None
+            if value is None
+            else self.deserializer(value, SerializationContext(topic, MessageField.VALUE)),
             key,
             value,
         )
 
     def close(self) -> None:
-        self.registry.__exit__()
+        self.registry.close()
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka.schema_registry import Schema
+from rich.console import Console
 
+from cdc.demo import demo_step
 from cdc.report import drop_connector_slot, incremental_snapshot
 from tests.cdc.conftest import CONNECTOR, Engine, Reader, Record
 from tests.stack_harness import RunningStack
@@ -82,7 +84,9 @@ def test_snapshot_then_inserts_updates_deletes_with_before_and_after_images(
     db.execute("DELETE FROM accounts WHERE account_id = 2001")
 
     def complete(records: list[Record]) -> bool:
-        return len(of_key(records, "customer_id", 1002)) >= 2 and len(of_key(records, "account_id", 2001)) >= 3
+        return (
+            len(of_key(records, "customer_id", 1002)) >= 2 and len(of_key(records, "account_id", 2001)) >= 3
+        )
 
     records = reader.read([CUSTOMERS, ACCOUNTS], complete)
     snap = of_key(records, "customer_id", 1001)
@@ -127,8 +131,9 @@ def test_kill_9_mid_stream_then_restart_delivers_every_committed_version_without
     committed: list[tuple[int, str]] = []
 
     def write(count: int) -> None:
-        with psycopg.connect(db.info.dsn, password=cdc_stack.settings.source_db.password_value(),
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            db.info.dsn, password=cdc_stack.settings.source_db.password_value(), autocommit=True
+        ) as conn:
             for _ in range(count):
                 n = len(committed) + 1
                 customer_id = ids[n % len(ids)]
@@ -162,8 +167,11 @@ def test_kill_9_mid_stream_then_restart_delivers_every_committed_version_without
     assert all(r.value["op"] != "r" for r in records if r.value is not None and r.key["customer_id"] in ids)
     # Duplicates are possible (offsets not flushed before the kill), but only as at-least-once
     # repeats of the same change, never a different one.
-    events = [(r.key["customer_id"], r.value["after"]["email"]) for r in records
-              if r.value is not None and r.key["customer_id"] in ids]
+    events = [
+        (r.key["customer_id"], r.value["after"]["email"])
+        for r in records
+        if r.value is not None and r.key["customer_id"] in ids
+    ]
     assert set(events) == expected
     assert restarted.status().events >= 1
 
@@ -205,11 +213,27 @@ def test_incremental_snapshot_through_the_signal_table(
     incremental_snapshot(cdc_stack.settings, CONNECTOR, ["public.accounts"])
 
     def snapshotted(records: list[Record]) -> bool:
-        return any(r.value and r.value["op"] == "r" and r.value["source"]["snapshot"] == "incremental"
-                   and r.key["account_id"] == 2002 for r in records)
+        return any(
+            r.value
+            and r.value["op"] == "r"
+            and r.value["source"]["snapshot"] == "incremental"
+            and r.key["account_id"] == 2002
+            for r in records
+        )
 
     records = reader.read([ACCOUNTS], snapshotted)
     assert snapshotted(records)
+
+
+def test_demo_step_shows_a_customer_change_arriving_with_before_and_after(
+    cdc_stack: RunningStack, db: psycopg.Connection[Any]
+) -> None:
+    console = Console(record=True, width=200)
+    assert demo_step(cdc_stack.settings, console, timeout_s=60)
+    text = console.export_text()
+    email = db.execute("SELECT email FROM customers ORDER BY customer_id LIMIT 1").fetchone()
+    assert email is not None and email[0] in text
+    assert "op='u'" in text and "commit -> received" in text
 
 
 def test_drop_slot_releases_the_wal(
@@ -220,6 +244,9 @@ def test_drop_slot_releases_the_wal(
     assert running[0].stop() == 0  # SIGTERM: an orderly stop
     assert running[0].status().state == "stopped"
     assert drop_connector_slot(cdc_stack.settings, CONNECTOR) == {
-        "slot_name": "riverbank_bankdb", "publication_name": "riverbank_bankdb", "slot": True, "publication": True
+        "slot_name": "riverbank_bankdb",
+        "publication_name": "riverbank_bankdb",
+        "slot": True,
+        "publication": True,
     }
     assert db.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (0,)

@@ -86,7 +86,9 @@ def test_engine_config_substitutes_local_endpoints_and_the_password(
     assert not any("${" in v for v in props.values())
 
 
-def test_mysql_schema_history_goes_to_the_local_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_mysql_schema_history_goes_to_the_local_broker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("RIVERBANK_MYSQL_PASSWORD", "m")
     monkeypatch.setenv("RIVERBANK_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     props = engine_config(load_connector(CONNECT / "inventory-mysql.json"), load_settings()).properties
@@ -95,14 +97,16 @@ def test_mysql_schema_history_goes_to_the_local_broker(monkeypatch: pytest.Monke
     assert props["database.password"] == "m"
 
 
-def test_placeholders_resolve_from_env_and_files_or_name_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_placeholders_resolve_from_env_and_files_or_name_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secrets = tmp_path / "db.properties"
     secrets.write_text("# comment\nuser = reader\npassword=p@ss:word\n")
     connector = load_connector(CONNECT / "bankdb-postgres.json")
     assert resolve_placeholders(connector, "k", f"${{file:{secrets}:password}}") == "p@ss:word"
     monkeypatch.setenv("SOME_SECRET", "x")
     assert resolve_placeholders(connector, "k", "a-${env:SOME_SECRET}-b") == "a-x-b"
-    with pytest.raises(ConfigError, match="database.password: environment variable NOPE is not set"):
+    with pytest.raises(ConfigError, match=r"database\.password: environment variable NOPE is not set"):
         resolve_placeholders(connector, "database.password", "${env:NOPE}")
     with pytest.raises(ConfigError, match="has no entry 'missing'"):
         resolve_placeholders(connector, "k", f"${{file:{secrets}:missing}}")
@@ -113,7 +117,7 @@ def test_placeholders_resolve_from_env_and_files_or_name_the_key(tmp_path: Path,
 def test_a_broken_connector_file_is_a_config_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "x", "config": {"connector.class": "a"}}')
-    with pytest.raises(ConfigError, match="topic.prefix: is required"):
+    with pytest.raises(ConfigError, match=r"topic\.prefix: is required"):
         load_connector(bad)
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):

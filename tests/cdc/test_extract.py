@@ -42,7 +42,9 @@ def wait_past_safety_lag(db: psycopg.Connection[Any]) -> None:
     """Until the database clock is past the newest updated_at plus the safety lag (1 s)."""
     row = db.execute("SELECT max(updated_at) FROM loans").fetchone()
     newest = row[0] if row else None
-    while newest is not None and dt.datetime.now(dt.UTC).replace(tzinfo=None) < newest + dt.timedelta(seconds=1.05):
+    while newest is not None and dt.datetime.now(dt.UTC).replace(tzinfo=None) < newest + dt.timedelta(
+        seconds=1.05
+    ):
         time.sleep(0.05)
 
 

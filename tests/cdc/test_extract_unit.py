@@ -21,10 +21,12 @@ from riverbank.errors import ConfigError
 def test_schema_from_columns_roundtrips_a_row(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE t (id BIGINT PRIMARY KEY, amount NUMERIC(18, 2) NOT NULL, rate FLOAT,"
-            " name VARCHAR(20), born DATE, updated_at DATETIME NOT NULL, active BOOLEAN)"
-        ))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE t (id BIGINT PRIMARY KEY, amount NUMERIC(18, 2) NOT NULL, rate FLOAT,"
+                " name VARCHAR(20), born DATE, updated_at DATETIME NOT NULL, active BOOLEAN)"
+            )
+        )
     columns = sa.inspect(engine).get_columns("t")
     key, value, conversions = table_schemas(columns, ("id",), "riverbank.extract", "t")
     engine.dispose()
@@ -33,8 +35,15 @@ def test_schema_from_columns_roundtrips_a_row(tmp_path: Path) -> None:
     assert fields["updated_at"] == {"type": "long", "logicalType": "timestamp-micros"}
     assert fields["name"] == ["null", "string"] and fields["id"] == "long"
     assert key["fields"] == [{"name": "id", "type": "long"}]
-    row = {"id": 7, "amount": Decimal("12345678.91"), "rate": 0.5, "name": None, "born": dt.date(1990, 1, 2),
-           "updated_at": dt.datetime(2026, 1, 2, 3, 4, 5, 678901), "active": True}
+    row = {
+        "id": 7,
+        "amount": Decimal("12345678.91"),
+        "rate": 0.5,
+        "name": None,
+        "born": dt.date(1990, 1, 2),
+        "updated_at": dt.datetime(2026, 1, 2, 3, 4, 5, 678901),
+        "active": True,
+    }
     record = {k: to_avro(v, conversions[k]) for k, v in row.items()} | {"__deleted": False}
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, fastavro.parse_schema(json.loads(json.dumps(value))), record)
@@ -60,8 +69,10 @@ def test_extract_config_errors_name_the_key(tmp_path: Path) -> None:
     path.write_text('topic_prefix = "p"\n[[tables]]\nname = "t"\nbatch = 3\n')
     with pytest.raises(ConfigError, match=r"tables\.0\.batch"):
         load_extract_config(path)
-    path.write_text('topic_prefix = "p"\n[source]\nurl = "postgresql://u:${env:NOPE_PW}@h/db"\n[[tables]]\nname = "t"\n')
-    with pytest.raises(ConfigError, match="source.url: environment variable NOPE_PW is not set"):
+    path.write_text(
+        'topic_prefix = "p"\n[source]\nurl = "postgresql://u:${env:NOPE_PW}@h/db"\n[[tables]]\nname = "t"\n'
+    )
+    with pytest.raises(ConfigError, match=r"source\.url: environment variable NOPE_PW is not set"):
         load_extract_config(path)
 
 
