@@ -23,7 +23,13 @@ _COLUMNS = ("customer_id", "email", "phone", "country", "updated_at")
 def demo_step(settings: Settings, console: Console, timeout_s: float = 60) -> bool:
     """Update one customer's contact details; show the change event (before/after) from Kafka."""
     connector = load_connector(resolve_path(settings.cdc.connector))
-    status = read_status(status_path(settings, connector.name))
+    path = status_path(settings, connector.name)
+    deadline = time.monotonic() + timeout_s
+    status = read_status(path)
+    # `up` reports the engine once it is starting; its JVM and task may need a little longer.
+    while status is not None and status.state == "starting" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = read_status(path)
     if status is None or status.state not in ("running", "snapshot", "streaming"):
         console.print(
             f"  CDC engine {connector.name} is not running (state: {status.state if status else 'none'});"

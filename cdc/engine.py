@@ -370,6 +370,8 @@ def run_connector(settings: Settings, connector_path: Path, stop: threading.Even
         source.prepare_postgres(settings, config, stop)
     if stop.is_set():
         return
+    name = config.connector.name
+    write_status(status_path(settings, name), EngineStatus(name, "starting", _pid(), now_ms()))
     connector = EmbeddedConnector(settings, connector_path).start()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

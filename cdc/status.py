@@ -70,13 +70,15 @@ def all_statuses(settings: Settings) -> list[EngineStatus]:
 
 
 def engine_ready(path: Path) -> Callable[[], str | None]:
-    """The stack's readiness probe: None once the engine's task runs, else why not."""
+    """The stack's readiness probe: None once the engine process is up with a valid connector and a
+    prepared database ("starting"), else why not. The JVM and the connector task take from seconds
+    to over a minute on a busy machine; `riverbank cdc status` shows when it streams."""
 
     def probe() -> str | None:
         status = read_status(path)
         if status is None:
             return f"no engine status in {path} yet"
-        if status.state in ("running", "snapshot", "streaming"):
+        if status.state in ("starting", "running", "snapshot", "streaming"):
             return None
         return f"engine {status.state}" + (f": {status.error}" if status.error else "")
 

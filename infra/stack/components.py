@@ -183,12 +183,17 @@ def _cdc(settings: Settings, paths: StatePaths) -> ComponentSpec:
     from cdc.connector import load_connector, resolve_path
     from cdc.status import engine_ready, status_path
 
-    connector = load_connector(resolve_path(settings.cdc.connector))
+    path = resolve_path(settings.cdc.connector).absolute()
+    try:
+        name = load_connector(path).name
+    except ConfigError:
+        # `down` and `status` must work with a broken file; the engine reports the error when started.
+        name = path.stem
     return ComponentSpec(
         name="cdc",
-        address=f"{connector.name} -> {settings.kafka.bootstrap_servers}",
-        command=[sys.executable, "-m", "riverbank", "cdc", "start", str(connector.path.absolute())],
-        probe=engine_ready(status_path(settings, connector.name)),
+        address=f"{name} -> {settings.kafka.bootstrap_servers}",
+        command=[sys.executable, "-m", "riverbank", "cdc", "start", str(path)],
+        probe=engine_ready(status_path(settings, name)),
         requires=tuple(c for c in ("kafka", "registry", "postgres") if c in settings.stack.components),
         stopwaitsecs=40,
     )

@@ -37,6 +37,7 @@ class Record:
     value: Any
     raw_key: bytes | None
     raw_value: bytes | None
+    headers: list[tuple[str, bytes]]
 
 
 @pytest.fixture(scope="package")
@@ -133,8 +134,9 @@ class Reader:
         self.settings = settings
 
     def read(
-        self, topics: list[str], until: Callable[[list[Record]], bool], timeout: float = 60
+        self, topics: list[str], until: Callable[[list[Record]], bool], timeout: float = 60, raw: bool = False
     ) -> list[Record]:
+        """Records of ``topics`` from the start until ``until(records)``; ``raw`` skips decoding."""
         consumer = Consumer(
             self.settings.kafka.client_config()
             | {"group.id": "cdc-tests", "enable.auto.commit": False, "fetch.wait.max.ms": 100}
@@ -159,7 +161,7 @@ class Reader:
                 for message in consumer.consume(500, 0.3):
                     if message.error():
                         continue
-                    records.append(self._decode(message))
+                    records.append(self._decode(message, raw))
                 if until(records):
                     return records
             return records

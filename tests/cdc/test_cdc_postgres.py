@@ -225,6 +225,31 @@ def test_incremental_snapshot_through_the_signal_table(
     assert snapshotted(records)
 
 
+def test_a_record_whose_schema_the_registry_refuses_goes_to_the_dlq_with_the_reason(
+    cdc_stack: RunningStack, db: psycopg.Connection[Any], reader: Reader
+) -> None:
+    # string -> int is not BACKWARD compatible: the registry answers 409 for the new value schema.
+    db.execute("ALTER TABLE cards ALTER COLUMN pan_last4 TYPE integer USING pan_last4::integer")
+    db.execute(
+        "INSERT INTO cards (card_id, account_id, customer_id, card_token, pan_last4, scheme, card_type,"
+        " status, expiry_month, expiry_year, daily_limit, issued_at, updated_at) VALUES (3001, 2002, 1002,"
+        " 'tok-3001', 1234, 'VISA', 'DEBIT', 'ACTIVE', 12, 2030, 500.00, now(), now())"
+    )
+    records = reader.read(["riverbank.dlq"], lambda rs: any(r.topic == "riverbank.dlq" for r in rs), raw=True)
+    (dead,) = [r for r in records if r.topic == "riverbank.dlq"]
+    headers = dict(dead.headers)
+    assert headers["dlq.source.topic"] == CARDS.encode()
+    assert headers["dlq.stage"] == b"convert" and b"409" in headers["dlq.reason"]
+    assert json.loads(dead.raw_value or b"")["after"]["card_id"] == 3001
+    # The engine goes on: a later change to another table still arrives.
+    db.execute("UPDATE customers SET phone = 'after-dlq' WHERE customer_id = 1001")
+    later = reader.read(
+        [CUSTOMERS],
+        lambda rs: any((r.value or {}).get("after", {}).get("phone") == "after-dlq" for r in rs if r.value),
+    )
+    assert any(r.value and r.value["after"]["phone"] == "after-dlq" for r in later)
+
+
 def test_demo_step_shows_a_customer_change_arriving_with_before_and_after(
     cdc_stack: RunningStack, db: psycopg.Connection[Any]
 ) -> None:
