@@ -26,8 +26,11 @@ def register(app: typer.Typer) -> None:
 
 @cdc_app.command("start", help="Run a connector file in the Debezium embedded engine until stopped.")
 def start_command(connector: ConnectorArg = None) -> None:
+    import logging
+
     from cdc.engine import run_connector
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = cli.settings()
     cli.run(lambda: run_connector(settings, connector or settings.cdc.connector))
 
