@@ -168,20 +168,22 @@ class Reader:
         finally:
             consumer.close()
 
-    def _decode(self, message: Any) -> Record:
-        topic = message.topic()
-        key = message.key()
-        value = message.value()
+    def _decode(self, message: Any, raw: bool) -> Record:
+        topic, key, value = message.topic(), message.key(), message.value()
+        headers = list(message.headers() or [])
+        if raw:
+            return Record(topic, message.partition(), message.offset(), key, value, key, value, headers)
+        key_ctx = SerializationContext(topic, MessageField.KEY)
+        value_ctx = SerializationContext(topic, MessageField.VALUE)
         return Record(
             topic,
             message.partition(),
             message.offset(),
-            None if key is None else self.deserializer(key, SerializationContext(topic, MessageField.KEY)),
-            None
-            if value is None
-            else self.deserializer(value, SerializationContext(topic, MessageField.VALUE)),
+            None if key is None else self.deserializer(key, key_ctx),
+            None if value is None else self.deserializer(value, value_ctx),
             key,
             value,
+            headers,
         )
 
     def close(self) -> None:

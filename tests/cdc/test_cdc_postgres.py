@@ -114,6 +114,10 @@ def test_snapshot_then_inserts_updates_deletes_with_before_and_after_images(
         assert record.raw_key is not None and record.raw_key[0] == 0
         partitions = 4
         assert record.partition == (murmur2(record.raw_key) & 0x7FFFFFFF) % partitions
+    # The status file follows the engine's counters a few times a second.
+    deadline = time.monotonic() + 30
+    while engine.status().events < 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert engine.status().events >= 5  # left running: the next test kills it mid-stream
 
 
@@ -228,13 +232,16 @@ def test_incremental_snapshot_through_the_signal_table(
 def test_a_record_whose_schema_the_registry_refuses_goes_to_the_dlq_with_the_reason(
     cdc_stack: RunningStack, db: psycopg.Connection[Any], reader: Reader
 ) -> None:
+    card = (
+        "INSERT INTO cards (card_id, account_id, customer_id, card_token, pan_last4, scheme, card_type,"
+        " status, expiry_month, expiry_year, daily_limit, issued_at, updated_at) VALUES (%s, 2002, 1002,"
+        " %s, %s, 'VISA', 'DEBIT', 'ACTIVE', 12, 2030, 500.00, now(), now())"
+    )
+    db.execute(card, (3000, "tok-3000", "1234"))  # registers the cards value schema (string pan_last4)
+    reader.read([CARDS], lambda rs: any(r.key == {"card_id": 3000} for r in rs))
     # string -> int is not BACKWARD compatible: the registry answers 409 for the new value schema.
     db.execute("ALTER TABLE cards ALTER COLUMN pan_last4 TYPE integer USING pan_last4::integer")
-    db.execute(
-        "INSERT INTO cards (card_id, account_id, customer_id, card_token, pan_last4, scheme, card_type,"
-        " status, expiry_month, expiry_year, daily_limit, issued_at, updated_at) VALUES (3001, 2002, 1002,"
-        " 'tok-3001', 1234, 'VISA', 'DEBIT', 'ACTIVE', 12, 2030, 500.00, now(), now())"
-    )
+    db.execute(card, (3001, "tok-3001", 1234))
     records = reader.read(["riverbank.dlq"], lambda rs: any(r.topic == "riverbank.dlq" for r in rs), raw=True)
     (dead,) = [r for r in records if r.topic == "riverbank.dlq"]
     headers = dict(dead.headers)
