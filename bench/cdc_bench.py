@@ -7,7 +7,7 @@
 - extractor rows/s: one `--once` pass over a table, rows written to Kafka per second.
 
 Sizes: RIVERBANK_BENCH_CDC_ROWS (snapshot, default 20000), RIVERBANK_BENCH_CDC_UPDATES (default 300),
-RIVERBANK_BENCH_EXTRACT_ROWS (default 20000).
+RIVERBANK_BENCH_EXTRACT_ROWS (default 20000); RIVERBANK_BENCH_CDC_BROKER_STORAGE=memory|s3 (default s3).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from riverbank.settings import Settings, load_settings
 SNAPSHOT_ROWS = int(os.environ.get("RIVERBANK_BENCH_CDC_ROWS", "20000"))
 UPDATES = int(os.environ.get("RIVERBANK_BENCH_CDC_UPDATES", "300"))
 EXTRACT_ROWS = int(os.environ.get("RIVERBANK_BENCH_EXTRACT_ROWS", "20000"))
+#: "s3" (what `riverbank up` runs) or "memory": tells broker storage latency apart from the engine's.
+BROKER_STORAGE = os.environ.get("RIVERBANK_BENCH_CDC_BROKER_STORAGE", "s3")
 TOPIC = "bankdb.public.customers"
 CONNECTOR = Path(__file__).resolve().parents[1] / "connect" / "bankdb-postgres.json"
 
@@ -157,7 +159,10 @@ def _extract(settings: Settings, workdir: Path) -> tuple[int, float]:
 def main() -> None:
     from tests.stack_harness import running_stack
 
-    with running_stack("bench-cdc", ["s3", "kafka", "registry", "postgres"]) as handle:
+    print(f"broker storage: {BROKER_STORAGE}", flush=True)
+    with running_stack(
+        "bench-cdc", ["s3", "kafka", "registry", "postgres"], broker_storage=BROKER_STORAGE
+    ) as handle:
         settings = _settings(handle.env)
         _seed(settings)
         receiver = Receiver(settings)
