@@ -11,6 +11,7 @@ BENCHMARKS = {
     "registry": "bench.registry_bench",
     "producer": "bench.producer_bench",
     "sql": "bench.sql_bench",
+    "cdc": "bench.cdc_bench",
 }
 
 

@@ -48,6 +48,7 @@ def _register_subcommands() -> None:
     # take down unrelated commands at import time.
     from iceberg.sql import cli as sql_cli
     from infra.aws import cli as aws_cli
+    from cdc import cli as cdc_cli
     from infra.stack import cli as stack_cli
     from producers import cli as producers_cli
     from riverbank.registry import cli as registry_cli
@@ -57,6 +58,7 @@ def _register_subcommands() -> None:
     producers_cli.register(app)
     sql_cli.register(app)
     aws_cli.register(app)
+    cdc_cli.register(app)
 
 
 @app.command(help="Run the main job on the embedded stack and show each capability working.")

@@ -35,12 +35,13 @@ DEFAULT_CONFIG_FILE = "riverbank.toml"
 DOTENV_FILE = ".env"
 
 Profile = Literal["local", "aws"]
-Component = Literal["s3", "kafka", "registry", "postgres", "flink-jobmanager", "flink-taskmanager"]
+Component = Literal["s3", "kafka", "registry", "postgres", "cdc", "flink-jobmanager", "flink-taskmanager"]
 ALL_COMPONENTS: tuple[Component, ...] = (
     "s3",
     "kafka",
     "registry",
     "postgres",
+    "cdc",
     "flink-jobmanager",
     "flink-taskmanager",
 )
@@ -199,6 +200,21 @@ class SourceDbSettings(_Section):
         return None
 
 
+class CdcSettings(_Section):
+    """Change data capture (Debezium embedded engine) and scheduled extraction."""
+
+    #: The connector the embedded stack's "cdc" component runs (a Kafka Connect JSON file).
+    connector: Path = Path("connect/bankdb-postgres.json")
+    #: Compacted topic holding the embedded engine's source offsets (Kafka Connect's offset store).
+    offsets_topic: str = "riverbank.cdc.offsets"
+    offset_flush_interval_ms: int = Field(default=1000, ge=10)
+    #: Extractor configuration (tables, interval, batch size, cursors).
+    extract_config: Path = Path("connect/extract.toml")
+    #: Where the extractor keeps its cursors; defaults to <stack.state_dir>/extract/cursors.db.
+    extract_state_path: Path | None = None
+    jvm_max_heap: str = "512m"
+
+
 class FlinkSettings(_Section):
     rest_url: str | None = Field(default=None, description="JobManager REST endpoint.")
     parallelism: int = Field(default=1, ge=1)
@@ -322,6 +338,7 @@ class Settings(BaseSettings):
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
     registry_server: RegistryServerSettings = Field(default_factory=RegistryServerSettings)
     source_db: SourceDbSettings = Field(default_factory=SourceDbSettings)
+    cdc: CdcSettings = Field(default_factory=CdcSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
@@ -360,6 +377,9 @@ class Settings(BaseSettings):
             object.__setattr__(
                 self, "registry_server", self.registry_server.model_copy(update={"storage_path": storage})
             )
+        if self.cdc.extract_state_path is None:
+            cursors = self.stack.state_dir / "extract" / "cursors.db"
+            object.__setattr__(self, "cdc", self.cdc.model_copy(update={"extract_state_path": cursors}))
         lake_dir = self.stack.state_dir / "lake"
         lake_updates: dict[str, Any] = {}
         if self.lake.catalog_uri is None:

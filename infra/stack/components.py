@@ -15,7 +15,7 @@ from infra.stack import flink, postgres, probes
 from infra.stack.model import ComponentSpec
 from infra.stack.paths import REPO_ROOT, StatePaths
 from riverbank.errors import ConfigError, MissingDependencyError
-from riverbank.settings import Settings, describe_source, parse_host_port
+from riverbank.settings import Settings, config_file_path, describe_source, parse_host_port
 
 # s3rver's documented built-in development keys: not secrets, it accepts any with the flag below.
 LOCAL_S3_KEY = "S3RVER"
@@ -31,6 +31,7 @@ def build_components(settings: Settings, paths: StatePaths) -> list[ComponentSpe
         "kafka": _kafka,
         "registry": _registry,
         "postgres": _postgres,
+        "cdc": _cdc,
         "flink-jobmanager": _flink_jobmanager,
         "flink-taskmanager": _flink_taskmanager,
     }
@@ -175,6 +176,61 @@ def _postgres(settings: Settings, paths: StatePaths) -> ComponentSpec:
         prepare=lambda: postgres.prepare(paths),
         on_ready=lambda: postgres.create_bank_database(settings, paths),
     )
+
+
+def _cdc(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    # The Debezium embedded engine running the bank database's connector file (see cdc/).
+    from cdc.connector import load_connector, resolve_path
+    from cdc.status import engine_ready, status_path
+
+    path = resolve_path(settings.cdc.connector).absolute()
+    try:
+        name = load_connector(path).name
+    except ConfigError:
+        # `down` and `status` must work with a broken file; the engine reports the error when started.
+        name = path.stem
+    return ComponentSpec(
+        name="cdc",
+        address=f"{name} -> {settings.kafka.bootstrap_servers}",
+        command=[sys.executable, "-m", "riverbank", "cdc", "start", str(path)],
+        environment=_client_environment(settings),
+        probe=engine_ready(status_path(settings, name)),
+        requires=tuple(c for c in ("kafka", "registry", "postgres") if c in settings.stack.components),
+        stopwaitsecs=40,
+    )
+
+
+def _client_environment(settings: Settings) -> dict[str, str]:
+    """Settings a client component needs to reach this stack, as RIVERBANK_* variables.
+
+    supervisord starts programs in the state directory with its own environment, which need not
+    hold the variables `up` was configured with. No secret goes here (supervisord.conf is a file):
+    the database password is read from its file, or inherited from the environment.
+    """
+    db = settings.source_db
+    env = {
+        "RIVERBANK_STACK__STATE_DIR": str(settings.stack.state_dir),
+        "RIVERBANK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "RIVERBANK_SCHEMA_REGISTRY__URL": settings.schema_registry.url or "",
+        "RIVERBANK_SOURCE_DB__HOST": db.host or "",
+        "RIVERBANK_SOURCE_DB__PORT": str(db.port),
+        "RIVERBANK_SOURCE_DB__DATABASE": db.database,
+        "RIVERBANK_SOURCE_DB__USER": db.user,
+        "RIVERBANK_SOURCE_DB__SSLMODE": db.sslmode,
+        "RIVERBANK_CDC__CONNECTOR": str(resolve_cdc_path(settings)),
+    }
+    if db.password_file is not None:
+        env["RIVERBANK_SOURCE_DB__PASSWORD_FILE"] = str(db.password_file.absolute())
+    config_file = config_file_path()
+    if config_file.is_file():
+        env["RIVERBANK_CONFIG"] = str(config_file.absolute())
+    return env
+
+
+def resolve_cdc_path(settings: Settings) -> Path:
+    from cdc.connector import resolve_path
+
+    return resolve_path(settings.cdc.connector).absolute()
 
 
 def _flink_jobmanager(settings: Settings, paths: StatePaths) -> ComponentSpec:

@@ -1,0 +1,1 @@
+"""Scheduled, query-based extraction for databases without log-based CDC."""
