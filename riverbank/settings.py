@@ -228,6 +228,24 @@ class LakeSettings(_Section):
     bronze_namespace: str = "bronze"
     silver_namespace: str = "silver"
     gold_namespace: str = "gold"
+    #: Topics the sink lands in bronze; unset means every topic of schemas/subjects.toml.
+    bronze_topics: tuple[str, ...] | None = None
+    #: Seconds between the sink's Iceberg commits (one snapshot per table per interval at most).
+    commit_interval_s: float = Field(default=2.0, gt=0)
+    #: A commit happens early once this many records are buffered.
+    commit_max_records: int = Field(default=200_000, ge=1)
+    #: Consumer group of the sink; offsets are committed there for lag monitoring only.
+    sink_group_id: str = "riverbank-lake-sink"
+    #: Table (in the bronze namespace) holding records that could not be decoded or stored.
+    quarantine_table: str = "_quarantine"
+    #: Snapshot retention in days by table ("bronze.bank_payments") or namespace ("bronze").
+    retention_days: dict[str, float] = Field(default_factory=lambda: {"bronze": 7 * 365.25})
+    #: Retention of tables that ``retention_days`` does not name.
+    default_retention_days: float = Field(default=30.0, gt=0)
+    #: Compaction rewrites a partition holding more than one data file smaller than this.
+    compaction_small_file_mb: float = Field(default=32.0, gt=0)
+    #: Orphan cleanup only deletes unreferenced files older than this (writers in flight).
+    orphan_min_age_hours: float = Field(default=24.0, ge=0)
 
     @field_validator("warehouse")
     @classmethod
