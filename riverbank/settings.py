@@ -255,6 +255,21 @@ class LakeSettings(_Section):
         return value
 
 
+class MedallionSettings(_Section):
+    """Silver and gold tables refreshed from bronze (``riverbank lake refresh``)."""
+
+    #: Key of the keyed hashes and card tokens in silver. Unset in the local profile: a key is
+    #: generated once into ``pii_key_file``. Changing it changes every token and hash.
+    pii_key: SecretStr | None = None
+    #: Read when ``pii_key`` is unset; the local profile points it under the state directory.
+    pii_key_file: Path | None = None
+    #: Buckets of the current-state tables (customers, accounts, cards): a CDC batch rewrites only
+    #: the buckets it touches, so more buckets mean less rewritten per small batch, but more files.
+    buckets: int = Field(default=16, ge=1, le=1024)
+    #: Seconds between passes of ``riverbank lake refresh --loop``.
+    refresh_interval_s: float = Field(default=5.0, gt=0)
+
+
 class QuerySettings(_Section):
     engine: Literal["duckdb", "athena", "redshift"] = "duckdb"
     dialect: Literal["athena", "redshift"] = "athena"
@@ -337,6 +352,7 @@ class Settings(BaseSettings):
     source_db: SourceDbSettings = Field(default_factory=SourceDbSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
+    medallion: MedallionSettings = Field(default_factory=MedallionSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
@@ -372,6 +388,11 @@ class Settings(BaseSettings):
             storage = self.stack.state_dir / "registry" / "registry.db"
             object.__setattr__(
                 self, "registry_server", self.registry_server.model_copy(update={"storage_path": storage})
+            )
+        if self.medallion.pii_key_file is None:
+            key_file = self.stack.state_dir / "secrets" / "pii_key"
+            object.__setattr__(
+                self, "medallion", self.medallion.model_copy(update={"pii_key_file": key_file})
             )
         lake_dir = self.stack.state_dir / "lake"
         lake_updates: dict[str, Any] = {}
