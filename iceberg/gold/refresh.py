@@ -121,6 +121,9 @@ class GoldLake:
             return []
         return table.scan(row_filter=row_filter).to_arrow().to_pylist()
 
+    def new_pass(self) -> None:
+        self._label_events = None
+
     def label_events(self) -> list[dict[str, Any]]:
         # Labels are one row per fraudulent event: small next to the event tables; read once a pass.
         if self._label_events is None:
@@ -275,6 +278,7 @@ def _result(
 
 def refresh_gold(lake: GoldLake) -> list[TableResult]:
     lake.catalog.create_namespace_if_not_exists(lake.gold_ns)
+    lake.new_pass()
     return [
         refresh_customer_daily(lake),
         refresh_fraud_kpis(lake),
