@@ -7,6 +7,7 @@ short anywhere is completed by the next one without applying any bronze row twic
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -57,10 +58,8 @@ def refresh_loop(
     from pyiceberg.exceptions import CommitFailedException
 
     while not stop.is_set():
-        try:
+        with contextlib.suppress(CommitFailedException):
             on_pass(refresh(settings, catalog))
-        except CommitFailedException:
-            pass
         stop.wait(settings.medallion.refresh_interval_s)
 
 
@@ -99,7 +98,9 @@ def source_balances(settings: Settings) -> dict[int, Decimal]:
             rows = conn.execute("SELECT account_id, balance FROM accounts").fetchall()
     except psycopg.OperationalError as exc:
         where = f"{db.host}:{db.port}/{db.database}"
-        raise ServiceUnavailableError(f"source database {where}: {str(exc).strip().splitlines()[0]}") from None
+        raise ServiceUnavailableError(
+            f"source database {where}: {str(exc).strip().splitlines()[0]}"
+        ) from None
     return {int(a): Decimal(b) for a, b in rows}
 
 

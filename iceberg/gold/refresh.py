@@ -10,22 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.expressions import (
-    AlwaysFalse,
-    And,
-    BooleanExpression,
-    GreaterThanOrEqual,
-    In,
-    LessThan,
-    Or,
-)
 
 from iceberg.gold import aggregates, tables
+from iceberg.silver.expr import (
+    AlwaysFalse,
+    BooleanExpression,
+    and_,
+    gte,
+    isin,
+    lt,
+    or_,
+)
 from iceberg.silver.refresh import TableResult
 from iceberg.silver.store import (
     OFFSET_COLUMN,
@@ -70,11 +69,11 @@ def days_filter(column: str, days: Iterable[dt.date]) -> BooleanExpression:
     expr: BooleanExpression = AlwaysFalse()
     for day in sorted(set(days)):
         start = dt.datetime.combine(day, dt.time(), dt.UTC)
-        expr = Or(
+        expr = or_(
             expr,
-            And(
-                GreaterThanOrEqual(column, start.isoformat()),
-                LessThan(column, (start + dt.timedelta(days=1)).isoformat()),
+            and_(
+                gte(column, start.isoformat()),
+                lt(column, (start + dt.timedelta(days=1)).isoformat()),
             ),
         )
     return expr
@@ -119,7 +118,8 @@ class GoldLake:
         table = self.silver(name)
         if table is None:
             return []
-        return table.scan(row_filter=row_filter).to_arrow().to_pylist()
+        rows: list[dict[str, Any]] = table.scan(row_filter=row_filter).to_arrow().to_pylist()
+        return rows
 
     def new_pass(self) -> None:
         self._label_events = None
@@ -146,7 +146,7 @@ def _replace_days(
     table: Table, schema: pa.Schema, rows: Sequence[Mapping[str, Any]], days: set[dt.date], bookmark: Bookmark
 ) -> None:
     if days:
-        commit(table, bookmark, replace=rows_to_table(rows, schema), replace_filter=In("day", _iso(days)))
+        commit(table, bookmark, replace=rows_to_table(rows, schema), replace_filter=isin("day", _iso(days)))
     else:
         commit(table, bookmark)
 
@@ -181,7 +181,8 @@ def refresh_fraud_kpis(lake: GoldLake) -> TableResult:
     if new_labels.num_rows:
         ids = sorted(set(new_labels["event_id"].to_pylist()))
         days |= {
-            aggregates.day_of(a["event_time"]) for a in lake.scan("fraud_alerts", In("source_event_id", ids))
+            aggregates.day_of(a["event_time"])
+            for a in lake.scan("fraud_alerts", isin("source_event_id", ids))
         }
     rows: list[dict[str, Any]] = []
     if days:
@@ -190,7 +191,7 @@ def refresh_fraud_kpis(lake: GoldLake) -> TableResult:
         )
         wanted = days_filter("event_time", days)
         if labelled_ids:
-            wanted = Or(wanted, In("source_event_id", labelled_ids))
+            wanted = or_(wanted, isin("source_event_id", labelled_ids))
         rows = aggregates.fraud_kpis_daily(days, labels, lake.scan("fraud_alerts", wanted), rule_patterns())
     _replace_days(table, tables.FRAUD_KPIS_DAILY, rows, days, bookmark)
     return _result(lake, "fraud_kpis_daily", deltas, rows, days, started)
@@ -236,17 +237,21 @@ def refresh_merchant_risk(lake: GoldLake) -> TableResult:
     if not days:
         commit(table, bookmark)
         return _result(lake, "merchant_risk", deltas, rows, days, started)
-    on_days = daily_table.scan(row_filter=In("day", _iso(days)), selected_fields=("merchant_id",)).to_arrow()
+    on_days = daily_table.scan(
+        row_filter=isin("day", _iso(days)), selected_fields=("merchant_id",)
+    ).to_arrow()
     merchants = sorted(set(on_days["merchant_id"].to_pylist()))
     daily = (
-        daily_table.scan(row_filter=In("merchant_id", merchants)).to_arrow().to_pylist() if merchants else []
+        daily_table.scan(row_filter=isin("merchant_id", merchants)).to_arrow().to_pylist()
+        if merchants
+        else []
     )
     rows = aggregates.merchant_risk(daily)
     for row in rows:
         row["_bucket"] = bucket_of(row["merchant_id"], MERCHANT_BUCKETS)
     touched = sorted({r["_bucket"] for r in rows})
     existing = (
-        table.scan(row_filter=In("_bucket", touched))
+        table.scan(row_filter=isin("_bucket", touched))
         .to_arrow()
         .select(tables.MERCHANT_RISK.names)
         .cast(tables.MERCHANT_RISK)
@@ -258,7 +263,7 @@ def refresh_merchant_risk(lake: GoldLake) -> TableResult:
     )
     result = pa.concat_tables([kept, rows_to_table(rows, tables.MERCHANT_RISK)])
     if touched:
-        commit(table, bookmark, replace=result, replace_filter=In("_bucket", touched))
+        commit(table, bookmark, replace=result, replace_filter=isin("_bucket", touched))
     else:
         commit(table, bookmark)
     return _result(lake, "merchant_risk", deltas, rows, days, started)

@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.expressions import And, GreaterThanOrEqual, In, LessThan
 
 from iceberg.silver.cdc import Change
+from iceberg.silver.expr import (
+    and_,
+    gte,
+    isin,
+    lt,
+)
 from iceberg.silver.store import Bookmark, bucket_of, commit, read_partitions, rows_to_table
 from iceberg.silver.transform import Row
 
@@ -62,7 +67,7 @@ def merge_by_bucket(
     for row in rows:
         row["_bucket"] = bucket_of(row[key], buckets)
     result = pa.concat_tables([kept, rows_to_table(rows, schema)])
-    commit(table, bookmark, replace=result, replace_filter=In("_bucket", touched))
+    commit(table, bookmark, replace=result, replace_filter=isin("_bucket", touched))
     return MergeStats(applied, existing.num_rows, result.num_rows, len(touched))
 
 
@@ -90,9 +95,7 @@ def append_new_events(
     if unique:
         times = [r[time_column] for r in unique.values()]
         low, high = _day_start(min(times)), _day_start(max(times)) + dt.timedelta(days=1)
-        window = And(
-            GreaterThanOrEqual(time_column, low.isoformat()), LessThan(time_column, high.isoformat())
-        )
+        window = and_(gte(time_column, low.isoformat()), lt(time_column, high.isoformat()))
         seen = table.scan(row_filter=window, selected_fields=tuple(id_columns)).to_arrow()
         known = set(zip(*(seen[c].to_pylist() for c in id_columns), strict=True)) if seen.num_rows else set()
         fresh = [row for ident, row in unique.items() if ident not in known]

@@ -56,18 +56,31 @@ def _one(
     return lambda row, pii: [fn(row, pii)]
 
 
+_CUSTOMERS = "bankdb.public.customers"
 CDC_TARGETS: tuple[CdcTarget, ...] = (
-    CdcTarget("customers", "bankdb.public.customers", "customer_id", transform.customer_row, cdc.apply_current),
-    CdcTarget("customers_history", "bankdb.public.customers", "customer_id", transform.customer_row, cdc.apply_history),
+    CdcTarget("customers", _CUSTOMERS, "customer_id", transform.customer_row, cdc.apply_current),
+    CdcTarget("customers_history", _CUSTOMERS, "customer_id", transform.customer_row, cdc.apply_history),
     CdcTarget("accounts", "bankdb.public.accounts", "account_id", transform.account_row, cdc.apply_current),
     CdcTarget("cards", "bankdb.public.cards", "card_id", transform.card_row, cdc.apply_current),
-)  # fmt: skip
+)
 EVENT_TARGETS: tuple[EventTarget, ...] = (
-    EventTarget("card_transactions", "bank.card.transactions", ("event_id",), "event_time", _one(transform.card_transaction_row)),
+    EventTarget(
+        "card_transactions",
+        "bank.card.transactions",
+        ("event_id",),
+        "event_time",
+        _one(transform.card_transaction_row),
+    ),
     EventTarget("payments", "bank.payments", ("event_id",), "event_time", _one(transform.payment_row)),
     EventTarget("fraud_alerts", "fraud.alerts", ("alert_id",), "event_time", _one(transform.fraud_alert_row)),
-    EventTarget("fraud_label_events", "fraud.labels", ("label_id", "event_id"), "first_event_time", transform.fraud_label_event_rows),
-)  # fmt: skip
+    EventTarget(
+        "fraud_label_events",
+        "fraud.labels",
+        ("label_id", "event_id"),
+        "first_event_time",
+        transform.fraud_label_event_rows,
+    ),
+)
 
 QUARANTINE = pa.schema(
     [

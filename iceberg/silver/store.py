@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.expressions import (
+
+from iceberg.silver.expr import (
     AlwaysTrue,
-    And,
     BooleanExpression,
-    EqualTo,
-    GreaterThan,
-    In,
-    NotIn,
-    Or,
+    and_,
+    eq,
+    gt,
+    isin,
+    notin,
+    or_,
 )
 
 if TYPE_CHECKING:
@@ -70,9 +71,9 @@ def delta_filter(offsets: Mapping[int, int], partition_col: str, offset_col: str
     """Rows after ``offsets``: column metrics let the scan skip every file already consumed."""
     if not offsets:
         return AlwaysTrue()
-    expr: BooleanExpression = NotIn(partition_col, list(offsets))
+    expr: BooleanExpression = notin(partition_col, list(offsets))
     for partition, offset in sorted(offsets.items()):
-        expr = Or(expr, And(EqualTo(partition_col, partition), GreaterThan(offset_col, offset)))
+        expr = or_(expr, and_(eq(partition_col, partition), gt(offset_col, offset)))
     return expr
 
 
@@ -159,7 +160,7 @@ def commit(
 def read_partitions(table: Table, column: str, values: Sequence[Any], schema: pa.Schema) -> pa.Table:
     if not values:
         return schema.empty_table()
-    return table.scan(row_filter=In(column, list(values))).to_arrow().select(schema.names).cast(schema)
+    return table.scan(row_filter=isin(column, list(values))).to_arrow().select(schema.names).cast(schema)
 
 
 def rows_to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:

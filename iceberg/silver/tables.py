@@ -81,7 +81,7 @@ CARD_FIELDS = [
 
 CUSTOMERS = pa.schema(CUSTOMER_FIELDS + _LINEAGE)
 CUSTOMERS_HISTORY = pa.schema(
-    CUSTOMER_FIELDS + [("valid_from", TS), ("valid_to", TS), ("is_current", pa.bool_())] + _LINEAGE
+    [*CUSTOMER_FIELDS, ("valid_from", TS), ("valid_to", TS), ("is_current", pa.bool_()), *_LINEAGE]
 )
 ACCOUNTS = pa.schema(ACCOUNT_FIELDS + _LINEAGE)
 CARDS = pa.schema(CARD_FIELDS + _LINEAGE)
@@ -111,8 +111,8 @@ CARD_TRANSACTIONS = pa.schema(
         ("ip_address", STR),
         ("event_time", TS),
         ("attributes", pa.map_(STR, STR)),
+        *_EVENT_LINEAGE,
     ]
-    + _EVENT_LINEAGE
 )
 PAYMENTS = pa.schema(
     [
@@ -131,8 +131,8 @@ PAYMENTS = pa.schema(
         ("remittance_info", STR),
         ("channel", STR),
         ("event_time", TS),
+        *_EVENT_LINEAGE,
     ]
-    + _EVENT_LINEAGE
 )
 FRAUD_ALERTS = pa.schema(
     [
@@ -150,8 +150,8 @@ FRAUD_ALERTS = pa.schema(
         ("model_version", STR),
         ("event_time", TS),
         ("alert_time", TS),
+        *_EVENT_LINEAGE,
     ]
-    + _EVENT_LINEAGE
 )
 #: fraud.labels exploded: one row per fraudulent event of a label.
 FRAUD_LABEL_EVENTS = pa.schema(
@@ -166,8 +166,8 @@ FRAUD_LABEL_EVENTS = pa.schema(
         ("first_event_time", TS),
         ("last_event_time", TS),
         ("description", STR),
+        *_EVENT_LINEAGE,
     ]
-    + _EVENT_LINEAGE
 )
 
 
@@ -220,7 +220,14 @@ def ensure_table(
     table = load_optional(catalog, identifier)
     if table is not None:
         return table
-    with catalog.create_table_transaction(identifier, schema, properties=properties or {}) as tx:
-        with tx.update_spec() as spec:
+    from pyiceberg.exceptions import TableAlreadyExistsError
+
+    try:
+        with (
+            catalog.create_table_transaction(identifier, schema, properties=properties or {}) as tx,
+            tx.update_spec() as spec,
+        ):
             partitioning(spec)
+    except TableAlreadyExistsError:  # another process created it meanwhile
+        pass
     return catalog.load_table(identifier)

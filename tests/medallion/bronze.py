@@ -192,7 +192,11 @@ def alert(alert_id: str, event_id: str, rules: list[str], when: dt.datetime = T0
 
 
 def label(
-    label_id: str, pattern: str, event_ids: list[str], first: dt.datetime = T0, last: dt.datetime | None = None
+    label_id: str,
+    pattern: str,
+    event_ids: list[str],
+    first: dt.datetime = T0,
+    last: dt.datetime | None = None,
 ) -> dict[str, Any]:
     return {
         "label_id": label_id,

@@ -36,7 +36,9 @@ def refresh(silver: SilverLake, gold: GoldLake) -> None:
     refresh_gold(gold)
 
 
-def test_gold_figures_and_incremental_refresh(bronze: Bronze, silver: SilverLake, settings: Any, catalog: Any) -> None:
+def test_gold_figures_and_incremental_refresh(
+    bronze: Bronze, silver: SilverLake, settings: Any, catalog: Any
+) -> None:
     gold = GoldLake(settings, catalog)
     bronze.write(
         "bank.card.transactions",
@@ -50,7 +52,11 @@ def test_gold_figures_and_incremental_refresh(bronze: Bronze, silver: SilverLake
     )
     bronze.write(
         "fraud.alerts",
-        [alert("a1", "e4", ["card-testing"]), alert("a4", "e4", ["card-velocity"]), alert("a2", "e2", ["card-testing"])],
+        [
+            alert("a1", "e4", ["card-testing"]),
+            alert("a4", "e4", ["card-velocity"]),
+            alert("a2", "e2", ["card-testing"]),
+        ],
     )
     bronze.write("fraud.labels", [label("L1", "CARD_TESTING", ["e4", "e5"])])
     refresh(silver, gold)
@@ -108,7 +114,12 @@ def test_gold_figures_and_incremental_refresh(bronze: Bronze, silver: SilverLake
     # A late alert on e5 (day 1) recomputes day 1 only: card testing is now fully detected.
     bronze.write("fraud.alerts", [alert("a5", "e5", ["card-testing"])])
     refresh(silver, gold)
-    kpis = {(r[0], r[1]): r[2:] for r in gold_rows(gold, "fraud_kpis_daily", "day", "pattern", "detected_events", "recall", "precision")}
+    kpis = {
+        (r[0], r[1]): r[2:]
+        for r in gold_rows(
+            gold, "fraud_kpis_daily", "day", "pattern", "detected_events", "recall", "precision"
+        )
+    }
     assert kpis[(D1, "CARD_TESTING")] == (2, 1.0, 2 / 3)
     assert kpis[(D2, "IMPOSSIBLE_TRAVEL")] == (0, 0.0, None)
     assert day_files(gold, "customer_daily", D1) == day1_files["customer_daily"]

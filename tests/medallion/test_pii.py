@@ -63,5 +63,5 @@ def test_explicit_key_wins_and_aws_without_a_key_names_the_setting(monkeypatch: 
         lake={"warehouse": "s3://lake/wh"},
         aws={"region": "eu-west-1"},
     )
-    with pytest.raises(ConfigError, match="medallion.pii_key"):
+    with pytest.raises(ConfigError, match=r"medallion\.pii_key"):
         pii_key(aws)

@@ -91,7 +91,11 @@ def test_out_of_order_and_duplicate_deliveries_do_not_regress_a_row(
 def test_malformed_changes_are_quarantined_with_the_reason(bronze: Bronze, silver: SilverLake) -> None:
     bronze.write(
         TOPIC,
-        [change("x", None, account(30, "1.00"), 1), change("u", None, None, 2), change("c", None, account(31, "2.00"), 3)],
+        [
+            change("x", None, account(30, "1.00"), 1),
+            change("u", None, None, 2),
+            change("c", None, account(31, "2.00"), 3),
+        ],
     )
     result = refresh_cdc(silver, ACCOUNTS)
     assert result.rejected == 2
@@ -124,7 +128,9 @@ def test_customers_keep_scd2_history(bronze: Bronze, silver: SilverLake) -> None
     )
     refresh_cdc(silver, HISTORY)
     history = sorted(rows(silver, "customers_history"), key=lambda r: (r["customer_id"], r["valid_from"]))
-    assert [(r["customer_id"], r["country"], r["valid_from"], r["valid_to"], r["is_current"]) for r in history] == [
+    assert [
+        (r["customer_id"], r["country"], r["valid_from"], r["valid_to"], r["is_current"]) for r in history
+    ] == [
         (1, "GB", T0, t1, False),
         (1, "FR", t1, t2, False),
         (1, "DE", t2, None, True),
@@ -160,11 +166,16 @@ def test_a_crash_between_silver_commits_applies_each_change_once(
     assert refresh_cdc(silver, CUSTOMERS).read == 0
     assert refresh_cdc(silver, HISTORY).applied == 1
     history = rows(silver, "customers_history")
-    assert sorted((r["kyc_status"], r["is_current"]) for r in history) == [("EXPIRED", True), ("VERIFIED", False)]
+    assert sorted((r["kyc_status"], r["is_current"]) for r in history) == [
+        ("EXPIRED", True),
+        ("VERIFIED", False),
+    ]
     assert [r["kyc_status"] for r in rows(silver, "customers")] == ["EXPIRED"]
     table = silver.catalog.load_table("silver.customers_history")
     assert read_bookmark(table) == {"bronze.bankdb_public_customers": {0: 1}}
-    assert table.current_snapshot().summary["riverbank.bookmark"] == '{"bronze.bankdb_public_customers":{"0":1}}'
+    assert (
+        table.current_snapshot().summary["riverbank.bookmark"] == '{"bronze.bankdb_public_customers":{"0":1}}'
+    )
 
 
 def test_a_batch_rewrites_only_the_buckets_it_touches(bronze: Bronze, silver: SilverLake) -> None:
@@ -175,7 +186,10 @@ def test_a_batch_rewrites_only_the_buckets_it_touches(bronze: Bronze, silver: Si
     assert len(set(before.values())) == 4  # 4 buckets configured in the fixture
     bronze.write(TOPIC, [change("u", None, account(41, "2.00"), 100)])  # 41 % 4 == 1
     result = refresh_cdc(silver, ACCOUNTS)
-    after = {f.file.file_path: f.file.partition[0] for f in silver.catalog.load_table("silver.accounts").scan().plan_files()}
+    after = {
+        f.file.file_path: f.file.partition[0]
+        for f in silver.catalog.load_table("silver.accounts").scan().plan_files()
+    }
     assert {p: b for p, b in after.items() if b != 1} == {p: b for p, b in before.items() if b != 1}
     assert [b for p, b in after.items() if p not in before] == [1]
     assert (result.applied, balances(silver)[41]) == (1, Decimal("2.00"))
@@ -183,8 +197,12 @@ def test_a_batch_rewrites_only_the_buckets_it_touches(bronze: Bronze, silver: Si
 
 def test_cards_with_a_pan_as_token_are_tokenized(bronze: Bronze, silver: SilverLake) -> None:
     pan = "4111 1111 1111 1111"
-    bronze.write("bankdb.public.cards", [change("c", None, card(1, pan), 1), change("c", None, card(2, "tok_ab12"), 2)])
+    bronze.write(
+        "bankdb.public.cards", [change("c", None, card(1, pan), 1), change("c", None, card(2, "tok_ab12"), 2)]
+    )
     refresh_cdc(silver, CARDS)
     tokens = {r["card_id"]: r["card_token"] for r in rows(silver, "cards")}
     assert tokens[2] == "tok_ab12"
-    assert tokens[1].startswith("pan_") and tokens[1].endswith("_1111") and "4111111111111111" not in tokens[1]
+    assert (
+        tokens[1].startswith("pan_") and tokens[1].endswith("_1111") and "4111111111111111" not in tokens[1]
+    )

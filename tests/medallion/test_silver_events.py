@@ -17,11 +17,16 @@ PAN = "4000 0566 5566 5556"
 
 def test_events_are_deduplicated_within_and_across_batches(bronze: Bronze, silver: SilverLake) -> None:
     later = T0 + dt.timedelta(days=1)
-    bronze.write("bank.card.transactions", [card_transaction("e1"), card_transaction("e2"), card_transaction("e1")])
+    bronze.write(
+        "bank.card.transactions", [card_transaction("e1"), card_transaction("e2"), card_transaction("e1")]
+    )
     first = refresh_events(silver, TXNS)
     bronze.write("bank.card.transactions", [card_transaction("e2"), card_transaction("e3", when=later)])
     second = refresh_events(silver, TXNS)
-    ids = sorted(r["event_id"] for r in silver.catalog.load_table("silver.card_transactions").scan().to_arrow().to_pylist())
+    ids = sorted(
+        r["event_id"]
+        for r in silver.catalog.load_table("silver.card_transactions").scan().to_arrow().to_pylist()
+    )
     assert ids == ["e1", "e2", "e3"]
     assert (first.applied, first.duplicates, second.applied, second.duplicates) == (2, 1, 1, 1)
 
@@ -64,11 +69,15 @@ def test_no_raw_pan_email_or_phone_reaches_silver(bronze: Bronze, silver: Silver
     refresh_events(silver, PAYMENTS)
     dump = ""
     for name in ("customers", "card_transactions", "payments"):
-        dump += json.dumps(silver.catalog.load_table(f"silver.{name}").scan().to_arrow().to_pylist(), default=str)
+        dump += json.dumps(
+            silver.catalog.load_table(f"silver.{name}").scan().to_arrow().to_pylist(), default=str
+        )
     for raw in (email, phone, "2025550147", PAN, PAN.replace(" ", "")):
         assert raw not in dump
     token = silver.pii.tokenize_pan(PAN)
     (row,) = silver.catalog.load_table("silver.card_transactions").scan().to_arrow().to_pylist()
     assert row["card_id"] == token and row["attributes"] == [("note", f"pan {token}")]
     (cust,) = silver.catalog.load_table("silver.customers").scan().to_arrow().to_pylist()
-    assert cust["email_hash"] == silver.pii.hash_email(email) and cust["phone_hash"] == silver.pii.hash_phone(phone)
+    assert cust["email_hash"] == silver.pii.hash_email(email) and cust["phone_hash"] == silver.pii.hash_phone(
+        phone
+    )
