@@ -127,7 +127,7 @@ def demo_step(settings: Settings, console: Console) -> RefreshResult:
     for namespace in (settings.lake.silver_namespace, settings.lake.gold_namespace):
         for identifier in sorted(catalog.list_tables(namespace)):
             name = ".".join(identifier)
-            rows = len(catalog.load_table(identifier).scan(selected_fields=()).to_arrow())
+            rows = catalog.load_table(identifier).scan().count()
             console.print(f"  {name:<32} {rows:>9,} rows")
     gold = settings.lake.gold_namespace
     kpis = catalog.load_table(f"{gold}.fraud_kpis_daily").scan().to_arrow().to_pylist()

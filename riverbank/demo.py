@@ -40,7 +40,12 @@ def run_demo(settings: Settings, console: Console) -> bool:
     console.print("4. Producing synthetic bank traffic with labelled fraud")
     demo_step(settings, console)
 
-    console.print("5. Status")
+    console.print("5. Lake: silver and gold tables refreshed from bronze")
+    from iceberg.medallion_cli import demo_step as lake_demo_step
+
+    lake_demo_step(settings, console)
+
+    console.print("6. Status")
     from infra.stack import status
 
     result = status(settings)

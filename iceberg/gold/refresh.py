@@ -90,6 +90,8 @@ class GoldLake:
         self.silver_ns = settings.lake.silver_namespace
         self.gold_ns = settings.lake.gold_namespace
         self._label_events: list[dict[str, Any]] | None = None
+        # Gold tables usually share their bookmarks: one read of each silver delta per pass.
+        self._deltas: dict[tuple[str, tuple[tuple[int, int], ...]], Delta] = {}
 
     def silver(self, name: str) -> Table | None:
         return load_optional(self.catalog, f"{self.silver_ns}.{name}")
@@ -104,12 +106,14 @@ class GoldLake:
         after: Bookmark = dict(bookmark)
         for name in SOURCES:
             source = f"{self.silver_ns}.{name}"
-            delta: Delta = read_delta(
-                self.silver(name),
-                bookmark.get(source, {}),
-                partition_col=PARTITION_COLUMN,
-                offset_col=OFFSET_COLUMN,
-            )
+            offsets = bookmark.get(source, {})
+            cache_key = (source, tuple(sorted(offsets.items())))
+            delta = self._deltas.get(cache_key)
+            if delta is None:
+                delta = read_delta(
+                    self.silver(name), offsets, partition_col=PARTITION_COLUMN, offset_col=OFFSET_COLUMN
+                )
+                self._deltas[cache_key] = delta
             rows[name] = delta.rows
             after[source] = delta.offsets
         return rows, after
@@ -123,6 +127,7 @@ class GoldLake:
 
     def new_pass(self) -> None:
         self._label_events = None
+        self._deltas.clear()
 
     def label_events(self) -> list[dict[str, Any]]:
         # Labels are one row per fraudulent event: small next to the event tables; read once a pass.

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
     from pyiceberg.table.update.spec import UpdateSpec
 
+NO_RETRY = "commit.retry.num-retries"
 TS = pa.timestamp("us", tz="UTC")
 MONEY = pa.decimal128(18, 2)
 STR = pa.string()
@@ -216,15 +217,21 @@ def ensure_table(
     partitioning: Callable[[UpdateSpec], None],
     properties: dict[str, str] | None = None,
 ) -> Table:
-    """Load ``identifier``, creating it (schema and partition spec in one commit) if missing."""
+    """Load ``identifier``, creating it (schema and partition spec in one commit) if missing.
+
+    pyiceberg retries a conflicting commit by re-running its writes on the new state; for a
+    table whose bookmark and rows were computed from the old state that could apply a batch
+    twice, so these tables fail the commit instead and the next pass starts over from the
+    bookmark."""
     table = load_optional(catalog, identifier)
     if table is not None:
         return table
+    properties = {NO_RETRY: "0", **(properties or {})}
     from pyiceberg.exceptions import TableAlreadyExistsError
 
     try:
         with (
-            catalog.create_table_transaction(identifier, schema, properties=properties or {}) as tx,
+            catalog.create_table_transaction(identifier, schema, properties=properties) as tx,
             tx.update_spec() as spec,
         ):
             partitioning(spec)

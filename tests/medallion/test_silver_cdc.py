@@ -206,3 +206,20 @@ def test_cards_with_a_pan_as_token_are_tokenized(bronze: Bronze, silver: SilverL
     assert (
         tokens[1].startswith("pan_") and tokens[1].endswith("_1111") and "4111111111111111" not in tokens[1]
     )
+
+
+def test_a_commit_on_a_stale_state_fails_instead_of_applying_twice(
+    bronze: Bronze, silver: SilverLake
+) -> None:
+    from pyiceberg.exceptions import CommitFailedException
+
+    from iceberg.silver.store import commit
+
+    bronze.write(TOPIC, [change("c", None, account(1, "1.00"), 1)])
+    refresh_cdc(silver, ACCOUNTS)
+    stale = silver.catalog.load_table("silver.accounts")
+    bronze.write(TOPIC, [change("u", None, account(1, "2.00"), 2)])
+    refresh_cdc(silver, ACCOUNTS)  # another refresher got there first
+    with pytest.raises(CommitFailedException):
+        commit(stale, {"x": {0: 9}}, append=stale.scan().to_arrow())
+    assert balances(silver) == {1: Decimal("2.00")}
