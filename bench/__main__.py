@@ -10,6 +10,7 @@ BENCHMARKS = {
     "stack_memory": "bench.stack_memory",
     "registry": "bench.registry_bench",
     "producer": "bench.producer_bench",
+    "lake": "bench.lake_bench",
     "silver": "bench.silver_bench",
 }
 

@@ -46,6 +46,7 @@ def print_json(data: Any) -> None:
 def _register_subcommands() -> None:
     # Imported here so that `riverbank --help` stays fast and a broken optional part cannot
     # take down unrelated commands at import time.
+    from iceberg import cli as lake_cli
     from iceberg import medallion_cli
     from infra.stack import cli as stack_cli
     from producers import cli as producers_cli
@@ -54,6 +55,7 @@ def _register_subcommands() -> None:
     stack_cli.register(app)
     registry_cli.register(app)
     producers_cli.register(app)
+    lake_cli.register(app)
     medallion_cli.register(app)
 
 

@@ -35,7 +35,7 @@ DEFAULT_CONFIG_FILE = "riverbank.toml"
 DOTENV_FILE = ".env"
 
 Profile = Literal["local", "aws"]
-Component = Literal["s3", "kafka", "registry", "postgres", "flink-jobmanager", "flink-taskmanager"]
+Component = Literal["s3", "kafka", "registry", "postgres", "flink-jobmanager", "flink-taskmanager", "sink"]
 ALL_COMPONENTS: tuple[Component, ...] = (
     "s3",
     "kafka",
@@ -43,6 +43,7 @@ ALL_COMPONENTS: tuple[Component, ...] = (
     "postgres",
     "flink-jobmanager",
     "flink-taskmanager",
+    "sink",
 )
 
 
