@@ -64,6 +64,9 @@ def merge_by_bucket(
     affected = pc.is_in(existing[key], value_set=pa.array(list(changes), existing.schema.field(key).type))
     kept = existing.filter(pc.invert(affected))
     rows, applied = apply(existing.filter(affected).to_pylist(), changes, key)
+    if not applied:  # only duplicates or late deliveries: nothing to rewrite
+        commit(table, bookmark)
+        return MergeStats(0, existing.num_rows, 0, 0)
     for row in rows:
         row["_bucket"] = bucket_of(row[key], buckets)
     result = pa.concat_tables([kept, rows_to_table(rows, schema)])
