@@ -134,8 +134,11 @@ def apply_history(
             if seen is not None and change.lsn <= seen:
                 continue
             seen = change.lsn
+            current = [v for v in versions if v["is_current"]]
+            if change.row is not None and current and _same(current[-1], change.row):
+                continue  # a re-snapshot ('r') or no-op update: no new version
             applied += 1
-            for open_version in (v for v in versions if v["is_current"]):
+            for open_version in current:
                 open_version["is_current"] = False
                 open_version["valid_to"] = change.ts
             if change.op != "d":
@@ -150,3 +153,7 @@ def apply_history(
                     }
                 )
     return [v for versions in history.values() for v in versions], applied
+
+
+def _same(version: Row, row: Row) -> bool:
+    return all(version.get(column) == value for column, value in row.items())

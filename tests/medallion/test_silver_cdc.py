@@ -124,6 +124,7 @@ def test_customers_keep_scd2_history(bronze: Bronze, silver: SilverLake) -> None
             change("u", customer(1, country="FR"), customer(1, country="DE"), 30, t2),
             change("u", customer(1), customer(1, country="FR"), 20, t1),  # redelivered: no new version
             change("d", customer(2), None, 40, t3),
+            change("r", None, customer(1, country="DE"), 50, t3),  # a re-snapshot: same row
         ],
     )
     refresh_cdc(silver, HISTORY)
