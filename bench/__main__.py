@@ -12,6 +12,8 @@ BENCHMARKS = {
     "producer": "bench.producer_bench",
     "sql": "bench.sql_bench",
     "cdc": "bench.cdc_bench",
+    "lake": "bench.lake_bench",
+    "silver": "bench.silver_bench",
 }
 
 

@@ -49,6 +49,8 @@ def _register_subcommands() -> None:
     from iceberg.sql import cli as sql_cli
     from infra.aws import cli as aws_cli
     from cdc import cli as cdc_cli
+    from iceberg import cli as lake_cli
+    from iceberg import medallion_cli
     from infra.stack import cli as stack_cli
     from producers import cli as producers_cli
     from riverbank.registry import cli as registry_cli
@@ -59,6 +61,8 @@ def _register_subcommands() -> None:
     sql_cli.register(app)
     aws_cli.register(app)
     cdc_cli.register(app)
+    lake_cli.register(app)
+    medallion_cli.register(app)
 
 
 @app.command(help="Run the main job on the embedded stack and show each capability working.")

@@ -43,6 +43,10 @@ def run_demo(settings: Settings, console: Console) -> bool:
 
     console.print("5. The lake: row counts and analyst queries in Athena and Redshift SQL")
     lake_sql_step(settings, console)
+    console.print("5. Lake: silver and gold tables refreshed from bronze")
+    from iceberg.medallion_cli import demo_step as lake_demo_step
+
+    lake_demo_step(settings, console)
 
     console.print("6. Status")
     from infra.stack import status

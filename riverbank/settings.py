@@ -35,7 +35,9 @@ DEFAULT_CONFIG_FILE = "riverbank.toml"
 DOTENV_FILE = ".env"
 
 Profile = Literal["local", "aws"]
-Component = Literal["s3", "kafka", "registry", "postgres", "cdc", "flink-jobmanager", "flink-taskmanager"]
+Component = Literal[
+    "s3", "kafka", "registry", "postgres", "cdc", "flink-jobmanager", "flink-taskmanager", "sink"
+]
 ALL_COMPONENTS: tuple[Component, ...] = (
     "s3",
     "kafka",
@@ -44,6 +46,7 @@ ALL_COMPONENTS: tuple[Component, ...] = (
     "cdc",
     "flink-jobmanager",
     "flink-taskmanager",
+    "sink",
 )
 
 
@@ -244,6 +247,24 @@ class LakeSettings(_Section):
     bronze_namespace: str = "bronze"
     silver_namespace: str = "silver"
     gold_namespace: str = "gold"
+    #: Topics the sink lands in bronze; unset means every topic of schemas/subjects.toml.
+    bronze_topics: tuple[str, ...] | None = None
+    #: Seconds between the sink's Iceberg commits (one snapshot per table per interval at most).
+    commit_interval_s: float = Field(default=2.0, gt=0)
+    #: A commit happens early once this many records are buffered.
+    commit_max_records: int = Field(default=200_000, ge=1)
+    #: Consumer group of the sink; offsets are committed there for lag monitoring only.
+    sink_group_id: str = "riverbank-lake-sink"
+    #: Table (in the bronze namespace) holding records that could not be decoded or stored.
+    quarantine_table: str = "_quarantine"
+    #: Snapshot retention in days by table ("bronze.bank_payments") or namespace ("bronze").
+    retention_days: dict[str, float] = Field(default_factory=lambda: {"bronze": 7 * 365.25})
+    #: Retention of tables that ``retention_days`` does not name.
+    default_retention_days: float = Field(default=30.0, gt=0)
+    #: Compaction rewrites a partition holding more than one data file smaller than this.
+    compaction_small_file_mb: float = Field(default=32.0, gt=0)
+    #: Orphan cleanup only deletes unreferenced files older than this (writers in flight).
+    orphan_min_age_hours: float = Field(default=24.0, ge=0)
 
     @field_validator("warehouse")
     @classmethod
@@ -251,6 +272,21 @@ class LakeSettings(_Section):
         if value is not None and urlsplit(value).scheme not in ("file", "s3", "s3a"):
             raise ValueError(f"expected a file:// or s3:// URL, got {value!r}")
         return value
+
+
+class MedallionSettings(_Section):
+    """Silver and gold tables refreshed from bronze (``riverbank lake refresh``)."""
+
+    #: Key of the keyed hashes and card tokens in silver. Unset in the local profile: a key is
+    #: generated once into ``pii_key_file``. Changing it changes every token and hash.
+    pii_key: SecretStr | None = None
+    #: Read when ``pii_key`` is unset; the local profile points it under the state directory.
+    pii_key_file: Path | None = None
+    #: Buckets of the current-state tables (customers, accounts, cards): a CDC batch rewrites only
+    #: the buckets it touches, so more buckets mean less rewritten per small batch, but more files.
+    buckets: int = Field(default=16, ge=1, le=1024)
+    #: Seconds between passes of ``riverbank lake refresh --loop``.
+    refresh_interval_s: float = Field(default=5.0, gt=0)
 
 
 class QuerySettings(_Section):
@@ -341,6 +377,7 @@ class Settings(BaseSettings):
     cdc: CdcSettings = Field(default_factory=CdcSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
+    medallion: MedallionSettings = Field(default_factory=MedallionSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
@@ -380,6 +417,11 @@ class Settings(BaseSettings):
         if self.cdc.extract_state_path is None:
             cursors = self.stack.state_dir / "extract" / "cursors.db"
             object.__setattr__(self, "cdc", self.cdc.model_copy(update={"extract_state_path": cursors}))
+        if self.medallion.pii_key_file is None:
+            key_file = self.stack.state_dir / "secrets" / "pii_key"
+            object.__setattr__(
+                self, "medallion", self.medallion.model_copy(update={"pii_key_file": key_file})
+            )
         lake_dir = self.stack.state_dir / "lake"
         lake_updates: dict[str, Any] = {}
         if self.lake.catalog_uri is None:

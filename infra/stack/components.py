@@ -34,6 +34,7 @@ def build_components(settings: Settings, paths: StatePaths) -> list[ComponentSpe
         "cdc": _cdc,
         "flink-jobmanager": _flink_jobmanager,
         "flink-taskmanager": _flink_taskmanager,
+        "sink": _sink,
     }
     return [builders[name](settings, paths) for name in builders if name in wanted]
 
@@ -263,5 +264,22 @@ def _flink_taskmanager(settings: Settings, paths: StatePaths) -> ComponentSpec:
         listen=("127.0.0.1", settings.stack.flink_taskmanager_port),
         port_setting="RIVERBANK_STACK__FLINK_TASKMANAGER_PORT",
         requires=("flink-jobmanager",) if "flink-jobmanager" in settings.stack.components else (),
+        stopwaitsecs=30,
+    )
+
+
+def _sink(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    """The Kafka to Iceberg bronze sink; ready once it reports itself consuming."""
+    from iceberg.cli import sink_is_running
+
+    wanted = set(settings.stack.components)
+    requires = tuple(c for c in ("s3", "kafka", "registry") if c in wanted)
+    return ComponentSpec(
+        name="sink",
+        address=settings.lake.warehouse or "",
+        command=[sys.executable, "-m", "riverbank", "sink", "run"],
+        probe=lambda: None if sink_is_running(settings) else "no fresh status from the sink yet",
+        requires=requires,
+        # SIGTERM: the sink commits what it holds, then exits (anything lost would be re-read).
         stopwaitsecs=30,
     )

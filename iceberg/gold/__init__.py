@@ -1,0 +1,1 @@
+"""Gold tables: business aggregates over silver, refreshed only where silver changed."""

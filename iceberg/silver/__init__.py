@@ -1,0 +1,1 @@
+"""Silver tables: bronze rows typed, cleansed, deduplicated, PII-protected, with CDC applied."""

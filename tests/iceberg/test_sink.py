@@ -1,0 +1,294 @@
+"""The Kafka to bronze sink against the real broker and registry of the session stack."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from iceberg import offsets
+from iceberg.catalog import load_lake_catalog
+from iceberg.quarantine import DLQ_TOPIC
+from iceberg.sink import BronzeSink
+from infra.topics import ensure_topics
+from riverbank.settings import Settings
+from tests.iceberg.lakekit import (
+    TestProducer,
+    evolved_payment_schema,
+    lake_settings,
+    new_topic,
+    payment,
+    payment_table,
+)
+from tests.stack_harness import RunningStack
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+class SinkThread:
+    """A BronzeSink running in a thread of the test process."""
+
+    def __init__(self, settings: Settings, topics: list[str]) -> None:
+        self.sink = BronzeSink(settings, {t: payment_table(settings, t) for t in topics})
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.sink.open()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.sink.run(self.stop)
+        except BaseException as exc:
+            self.error = exc
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.sink.close()
+        assert self.error is None, self.error
+
+
+def bronze_rows(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    table = load_lake_catalog(settings).load_table(payment_table(settings, topic).identifier)
+    return list(table.scan().to_arrow().to_pylist())
+
+
+def landed(settings: Settings, topic: str) -> int:
+    table = load_lake_catalog(settings).load_table(payment_table(settings, topic).identifier)
+    return sum(offsets.committed_offsets(table).values())
+
+
+@pytest.fixture
+def stack(embedded_stack: RunningStack) -> RunningStack:
+    ensure_topics(embedded_stack.settings)
+    return embedded_stack
+
+
+@pytest.fixture(params=["file", "s3"])
+def warehouse(request: pytest.FixtureRequest, stack: RunningStack, tmp_path: Path) -> Iterator[Settings]:
+    """Settings with a private catalog; the warehouse on local disk or on the stack's local S3."""
+    if request.param == "file":
+        yield lake_settings(stack.env, tmp_path)
+    else:
+        location = f"s3://lake/test-{uuid.uuid4().hex[:8]}"
+        yield lake_settings(stack.env, tmp_path, location, s3_endpoint=stack.settings.stack.s3_endpoint)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def dlq_records(settings: Settings, source_topic: str, expected: int) -> list[dict[str, bytes]]:
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 100,
+            "log_level": 0,
+        }
+    )
+    found: list[dict[str, bytes]] = []
+    try:
+        parts = consumer.list_topics(DLQ_TOPIC, timeout=10).topics[DLQ_TOPIC].partitions
+        consumer.assign([TopicPartition(DLQ_TOPIC, p, OFFSET_BEGINNING) for p in parts])
+        deadline = time.monotonic() + 60
+        while len(found) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error():
+                    continue
+                headers = {k: v for k, v in msg.headers() or []}
+                if headers.get("dlq.source.topic") == source_topic.encode():
+                    found.append(headers | {"payload": msg.value()})
+    finally:
+        consumer.close()
+    return found
+
+
+def test_records_land_decoded_with_metadata_and_bad_ones_are_quarantined(
+    stack: RunningStack, warehouse: Settings
+) -> None:
+    settings = warehouse
+    topic = new_topic(settings, "test.sink")
+    producer = TestProducer(settings, topic)
+    for n in range(300):
+        producer.send(f"k{n % 7}", payment(n))
+    producer.send("gone", None)  # a tombstone lands too
+    producer.send_raw(b"bad-magic", b"not avro at all")
+    producer.send_raw(b"bad-id", b"\x00\x00\x0f\x42\x40trailing")
+    producer.flush()
+    expected = {(p, o) for p, o in producer.acked}
+
+    sink = SinkThread(settings, [topic])
+    try:
+        wait_for(lambda: landed(settings, topic) == len(expected), what="every offset committed")
+    finally:
+        sink.close()
+
+    rows = bronze_rows(settings, topic)
+    assert len(rows) == 301
+    by_id = {r["payment_id"]: r for r in rows if r["payment_id"]}
+    assert by_id["P7"]["amount"] == payment(7)["amount"]
+    assert by_id["P7"]["event_time"] == payment(7)["event_time"]
+    assert by_id["P7"]["requested_execution_date"] == payment(7)["requested_execution_date"]
+    assert by_id["P7"]["_key"] == "k0" and by_id["P7"]["_topic"] == topic
+    assert by_id["P7"]["_schema_id"] is not None and by_id["P7"]["_ingested_at"] is not None
+    tombstone = [r for r in rows if r["_key"] == "gone"]
+    assert len(tombstone) == 1 and tombstone[0]["payment_id"] is None and tombstone[0]["_schema_id"] is None
+
+    catalog = load_lake_catalog(settings)
+    quarantine = catalog.load_table((settings.lake.bronze_namespace, settings.lake.quarantine_table))
+    bad = [r for r in quarantine.scan().to_arrow().to_pylist() if r["_topic"] == topic]
+    assert sorted(r["key"] for r in bad) == [b"bad-id", b"bad-magic"]
+    reasons = {r["key"]: r["reason"] for r in bad}
+    assert "magic byte" in reasons[b"bad-magic"] and "not in the registry" in reasons[b"bad-id"]
+    landed_offsets = {(r["_partition"], r["_offset"]) for r in rows} | {
+        (r["_partition"], r["_offset"]) for r in bad
+    }
+    assert landed_offsets == expected
+
+    dlq = dlq_records(settings, topic, 2)
+    assert sorted(h["payload"] for h in dlq) == [b"\x00\x00\x0f\x42\x40trailing", b"not avro at all"]
+    assert all(h["dlq.stage"] == b"bronze-decode" and h["dlq.reason"] for h in dlq)
+
+    # A restart resumes from the table's offsets: only the new records land.
+    producer.send("late", payment(1000))
+    producer.close()
+    sink = SinkThread(settings, [topic])
+    try:
+        wait_for(lambda: landed(settings, topic) == len(expected) + 1, what="the late record")
+    finally:
+        sink.close()
+    counts = Counter((r["_partition"], r["_offset"]) for r in bronze_rows(settings, topic))
+    assert len(counts) == 302 and max(counts.values()) == 1
+
+
+def test_a_new_optional_field_becomes_a_column_without_restart(stack: RunningStack, tmp_path: Path) -> None:
+    settings = lake_settings(stack.env, tmp_path, commit_interval_s=0.5)
+    topic = new_topic(settings, "test.evolve", partitions=1)
+    v1 = TestProducer(settings, topic)
+    for n in range(20):
+        v1.send("a", payment(n))
+    v1.close()
+    sink = SinkThread(settings, [topic])
+    try:
+        wait_for(lambda: landed(settings, topic) == 20, what="v1 records")
+        v2 = TestProducer(settings, topic, evolved_payment_schema("purpose_code"))
+        for n in range(20, 30):
+            v2.send("a", payment(n, purpose_code=f"PC{n}"))
+        v2.close()
+        wait_for(lambda: landed(settings, topic) == 30, what="v2 records")
+    finally:
+        sink.close()
+    table = load_lake_catalog(settings).load_table(payment_table(settings, topic).identifier)
+    field = table.schema().find_field("purpose_code")
+    assert not field.required
+    rows = {r["payment_id"]: r for r in table.scan().to_arrow().to_pylist()}
+    assert rows["P3"]["purpose_code"] is None
+    assert rows["P25"]["purpose_code"] == "PC25"
+    assert len({r["_schema_id"] for r in rows.values()}) == 2
+
+
+def test_crash_at_random_moments_leaves_every_offset_exactly_once(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """SIGKILL the sink ROUNDS times while a producer writes; then each offset is in bronze once."""
+    rounds = 20
+    settings = lake_settings(stack.env, tmp_path, commit_interval_s=0.3, commit_max_records=2000)
+    topic = new_topic(settings, "test.crash", partitions=3)
+    env = {
+        **os.environ,
+        **stack.env,
+        "RIVERBANK_LAKE__CATALOG_URI": str(settings.lake.catalog_uri),
+        "RIVERBANK_LAKE__WAREHOUSE": str(settings.lake.warehouse),
+        "RIVERBANK_LAKE__COMMIT_INTERVAL_S": "0.3",
+        "RIVERBANK_LAKE__COMMIT_MAX_RECORDS": "2000",
+    }
+    producer = TestProducer(settings, topic)
+    producing = threading.Event()
+    producing.set()
+
+    def produce() -> None:
+        n = 0
+        while producing.is_set():
+            producer.send(f"k{n % 13}", payment(n))
+            n += 1
+            if n % 100 == 0:
+                time.sleep(0.1)  # <1,000/s: the sink keeps up, so kills land mid-commit too
+
+    writer = threading.Thread(target=produce, daemon=True)
+    writer.start()
+    rng = random.Random(6)
+    log = tmp_path / "sink.log"
+    killed_after_open = 0
+    progress: list[int] = []
+    with log.open("ab") as out:
+        zygote = subprocess.Popen(
+            [sys.executable, "-m", "tests.iceberg.sink_proc", topic],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=out,
+            text=True,
+        )
+    assert zygote.stdin is not None and zygote.stdout is not None
+    try:
+        assert zygote.stdout.readline().strip() == "ready"
+        for _ in range(rounds):
+            zygote.stdin.write("go\n")
+            zygote.stdin.flush()
+            pid = int(zygote.stdout.readline())
+            if rng.random() < 0.8:  # most rounds: kill while it consumes and commits
+                assert zygote.stdout.readline().strip() == "open"
+                killed_after_open += 1
+                time.sleep(rng.uniform(0.2, 2.0))
+            else:  # the others: somewhere in start-up (catalog, tables, offsets, consumer)
+                time.sleep(rng.uniform(0.0, 0.5))
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda p=pid: not _alive(p), timeout_s=10, what=f"sink {pid} to die")
+            progress.append(landed(settings, topic))
+    finally:
+        producing.clear()
+        writer.join(30)
+        producer.close()
+        zygote.stdin.close()
+        zygote.wait(10)
+        zygote.stdout.close()
+    expected = set(producer.acked)
+    assert len(expected) > 1000 and killed_after_open >= 10
+    assert len(set(progress)) > rounds // 2, progress  # most rounds committed before their kill
+
+    sink = SinkThread(settings, [topic])
+    try:
+        wait_for(lambda: landed(settings, topic) >= len(expected), timeout_s=120, what="the backlog")
+    finally:
+        sink.close()
+    counts = Counter((r["_partition"], r["_offset"]) for r in bronze_rows(settings, topic))
+    duplicates = {k: c for k, c in counts.items() if c > 1}
+    assert not duplicates, f"{len(duplicates)} offsets landed more than once"
+    assert set(counts) == expected
