@@ -234,8 +234,6 @@ def _sink_environment(settings: Settings) -> dict[str, str]:
     """The settings the sink needs, as RIVERBANK_* variables: supervisord runs it in the state
     directory with its own environment. The config file is passed by path, never copied, so no
     secret lands in supervisord.conf."""
-    import json
-
     from riverbank.settings import config_file_path
 
     env = {
@@ -245,8 +243,10 @@ def _sink_environment(settings: Settings) -> dict[str, str]:
         "RIVERBANK_SCHEMA_REGISTRY__URL": settings.schema_registry.url or "",
     }
     for key, value in settings.lake.model_dump(mode="json").items():
-        if value is not None:
-            env[f"RIVERBANK_LAKE__{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        # Lists and maps (JSON) cannot be quoted in supervisord's environment= line: those reach
+        # the sink as every setting does, from the inherited environment or the config file.
+        if isinstance(value, str | int | float):
+            env[f"RIVERBANK_LAKE__{key.upper()}"] = str(value)
     config = config_file_path()
     if config.is_file():
         env["RIVERBANK_CONFIG"] = str(config.absolute())
