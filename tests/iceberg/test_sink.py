@@ -238,7 +238,6 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
         "RIVERBANK_LAKE__COMMIT_MAX_RECORDS": "2000",
     }
     producer = TestProducer(settings, topic)
-    catalog = load_lake_catalog(settings)
     producing = threading.Event()
     producing.set()
 
@@ -277,18 +276,18 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
                 killed_after_open += 1
                 # After 0, 1 or 2 commits, so kills fall before, inside and between commits
                 # however slow the machine is.
-                base = landed(settings, topic, catalog)
+                base = landed(settings, topic)
                 for _ in range(rng.randrange(3)):
                     deadline = time.monotonic() + 20  # a starved producer may leave nothing to commit
-                    while landed(settings, topic, catalog) <= base and time.monotonic() < deadline:
+                    while landed(settings, topic) <= base and time.monotonic() < deadline:
                         time.sleep(0.2)
-                    base = landed(settings, topic, catalog)
+                    base = landed(settings, topic)
                 time.sleep(rng.uniform(0.0, 0.6))
             else:  # the others: somewhere in start-up (catalog, tables, offsets, consumer)
                 time.sleep(rng.uniform(0.0, 0.5))
             os.kill(pid, signal.SIGKILL)
             wait_for(lambda p=pid: not _alive(p), timeout_s=10, what=f"sink {pid} to die")
-            progress.append(landed(settings, topic, catalog))
+            progress.append(landed(settings, topic))
     finally:
         producing.clear()
         writer.join(30)
