@@ -68,6 +68,7 @@ def sustained(settings: Settings, records: int) -> None:
     for n in range(records):
         producer.send(f"k{n % 1000}", payment(n))
     producer.close()
+    records = len(producer.acked)  # what Kafka acknowledged is what must land
     sink = BronzeSink(settings, {topic: payment_table(settings, topic)})
     opened = time.monotonic()
     sink.open()
@@ -75,7 +76,8 @@ def sustained(settings: Settings, records: int) -> None:
     started = time.monotonic()
     stop = threading.Event()
     try:
-        while sink.stats.landed < records:
+        deadline = time.monotonic() + 600
+        while sink.stats.landed < records and time.monotonic() < deadline:
             sink.poll(0.2)
             if time.monotonic() - sink._last_commit >= settings.lake.commit_interval_s:
                 sink.commit()

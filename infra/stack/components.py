@@ -278,8 +278,32 @@ def _sink(settings: Settings, paths: StatePaths) -> ComponentSpec:
         name="sink",
         address=settings.lake.warehouse or "",
         command=[sys.executable, "-m", "riverbank", "sink", "run"],
+        environment=_sink_environment(settings),
         probe=lambda: None if sink_is_running(settings) else "no fresh status from the sink yet",
         requires=requires,
         # SIGTERM: the sink commits what it holds, then exits (anything lost would be re-read).
         stopwaitsecs=30,
     )
+
+
+def _sink_environment(settings: Settings) -> dict[str, str]:
+    """The settings the sink needs, as RIVERBANK_* variables: supervisord runs it in the state
+    directory with its own environment. The config file is passed by path, never copied, so no
+    secret lands in supervisord.conf."""
+    from riverbank.settings import config_file_path
+
+    env = {
+        "RIVERBANK_PROFILE": settings.profile,
+        "RIVERBANK_STACK__STATE_DIR": str(settings.stack.state_dir),
+        "RIVERBANK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+        "RIVERBANK_SCHEMA_REGISTRY__URL": settings.schema_registry.url or "",
+    }
+    for key, value in settings.lake.model_dump(mode="json").items():
+        # Lists and maps (JSON) cannot be quoted in supervisord's environment= line: those reach
+        # the sink as every setting does, from the inherited environment or the config file.
+        if isinstance(value, str | int | float):
+            env[f"RIVERBANK_LAKE__{key.upper()}"] = str(value)
+    config = config_file_path()
+    if config.is_file():
+        env["RIVERBANK_CONFIG"] = str(config.absolute())
+    return env

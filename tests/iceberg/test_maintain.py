@@ -44,34 +44,34 @@ def _rows(settings: Settings) -> Counter[tuple[int, int]]:
 
 def test_compaction_keeps_rows_and_offsets_and_leaves_one_file_per_partition(tmp_path: Path) -> None:
     settings = load_settings(stack={"state_dir": tmp_path})
-    _table_with_small_commits(settings, commits=12)
+    _table_with_small_commits(settings, commits=6)
     before = _rows(settings)
     table = load_lake_catalog(settings).load_table(payment_table(settings, TOPIC).identifier)
-    assert count_data_files(table) == 24
+    assert count_data_files(table) == 12
 
     [report] = maintain(settings, [f"bronze.{TOPIC.replace('.', '_')}"], expire=False, orphans=False)
-    assert (report.data_files_before, report.data_files_after, report.partitions_compacted) == (24, 2, 2)
+    assert (report.data_files_before, report.data_files_after, report.partitions_compacted) == (12, 2, 2)
     assert _rows(settings) == before and max(before.values()) == 1
     table.refresh()
-    assert offsets.committed_offsets(table) == {(TOPIC, 0): 600}
+    assert offsets.committed_offsets(table) == {(TOPIC, 0): 300}
     summary = table.current_snapshot().summary  # type: ignore[union-attr]
     assert summary is not None and summary["riverbank.maintenance"] == "compaction"
 
 
 def test_expiry_keeps_the_current_and_the_offsets_snapshot(tmp_path: Path) -> None:
     settings = load_settings(stack={"state_dir": tmp_path}, lake={"retention_days": {"bronze": 1}})
-    _table_with_small_commits(settings, commits=5)
+    _table_with_small_commits(settings, commits=4)
     maintain(settings, expire=False, orphans=False)  # a compaction snapshot on top
     table = load_lake_catalog(settings).load_table(payment_table(settings, TOPIC).identifier)
     offsets_snapshot = offsets.latest_offsets_snapshot_id(table)
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     reports = maintain(settings, compact=False, orphans=False, now=later)
-    assert {r.table: r.snapshots_expired for r in reports}["bronze.test_maintain"] == 4
+    assert {r.table: r.snapshots_expired for r in reports}["bronze.test_maintain"] == 3
     table.refresh()
     kept = {s.snapshot_id for s in table.snapshots()}
     assert kept == {table.current_snapshot().snapshot_id, offsets_snapshot}  # type: ignore[union-attr]
-    assert offsets.committed_offsets(table) == {(TOPIC, 0): 250}
+    assert offsets.committed_offsets(table) == {(TOPIC, 0): 200}
     # Within retention nothing goes.
     assert all(r.snapshots_expired == 0 for r in maintain(settings, compact=False, orphans=False))
 
@@ -95,3 +95,28 @@ def test_orphan_cleanup_deletes_only_old_unreferenced_files(tmp_path: Path) -> N
     assert (report.orphans_deleted, report.orphan_bytes) == (1, 100)
     assert not old_orphan.exists() and young_orphan.exists()
     assert _rows(settings) == before
+
+
+def test_lake_commands_report_tables_and_maintenance_as_json(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    settings = load_settings(stack={"state_dir": tmp_path})
+    _table_with_small_commits(settings, commits=3)
+    env = {**os.environ, "RIVERBANK_STACK__STATE_DIR": str(tmp_path)}
+
+    def riverbank(*args: str) -> object:
+        done = subprocess.run(
+            [sys.executable, "-m", "riverbank", *args], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    tables = riverbank("lake", "tables", "--json")
+    assert isinstance(tables, list)
+    [row] = [t for t in tables if t["table"] == "bronze.test_maintain"]
+    assert (row["rows"], row["data_files"], row["snapshots"]) == (150, 6, 3)
+    reports = riverbank("lake", "maintain", "--table", "bronze.test_maintain", "--json")
+    assert isinstance(reports, list)
+    assert (reports[0]["data_files_before"], reports[0]["data_files_after"]) == (6, 2)

@@ -74,8 +74,15 @@ def bronze_rows(settings: Settings, topic: str) -> list[dict[str, Any]]:
     return list(table.scan().to_arrow().to_pylist())
 
 
-def landed(settings: Settings, topic: str) -> int:
-    table = load_lake_catalog(settings).load_table(payment_table(settings, topic).identifier)
+def landed(settings: Settings, topic: str, catalog: Any = None) -> int:
+    """How many offsets the table's snapshots say are landed (0 before the table exists)."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    catalog = catalog or load_lake_catalog(settings)
+    try:
+        table = catalog.load_table(payment_table(settings, topic).identifier)
+    except NoSuchTableError:
+        return 0
     return sum(offsets.committed_offsets(table).values())
 
 
@@ -214,6 +221,7 @@ def test_a_new_optional_field_becomes_a_column_without_restart(stack: RunningSta
     assert len({r["_schema_id"] for r in rows.values()}) == 2
 
 
+@pytest.mark.timeout(900)
 def test_crash_at_random_moments_leaves_every_offset_exactly_once(
     stack: RunningStack, tmp_path: Path
 ) -> None:
@@ -266,7 +274,15 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
             if rng.random() < 0.8:  # most rounds: kill while it consumes and commits
                 assert zygote.stdout.readline().strip() == "open"
                 killed_after_open += 1
-                time.sleep(rng.uniform(0.2, 2.0))
+                # After 0, 1 or 2 commits, so kills fall before, inside and between commits
+                # however slow the machine is.
+                base = landed(settings, topic)
+                for _ in range(rng.randrange(3)):
+                    deadline = time.monotonic() + 20  # a starved producer may leave nothing to commit
+                    while landed(settings, topic) <= base and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                    base = landed(settings, topic)
+                time.sleep(rng.uniform(0.0, 0.6))
             else:  # the others: somewhere in start-up (catalog, tables, offsets, consumer)
                 time.sleep(rng.uniform(0.0, 0.5))
             os.kill(pid, signal.SIGKILL)
@@ -281,7 +297,7 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
         zygote.stdout.close()
     expected = set(producer.acked)
     assert len(expected) > 1000 and killed_after_open >= 10
-    assert len(set(progress)) > rounds // 2, progress  # most rounds committed before their kill
+    assert len(set(progress)) > rounds // 4, progress  # many rounds committed before their kill
 
     sink = SinkThread(settings, [topic])
     try:
