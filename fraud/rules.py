@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from fraud.events import Source
+from fraud.events import Source, millis
 from riverbank.errors import TerminalError
 
 
@@ -141,7 +141,7 @@ class Rule:
                 parameters={str(k): str(v) for k, v in (record.get("parameters") or {}).items()},
                 description=record.get("description"),
                 updated_by=str(record.get("updated_by", "riverbank")),
-                updated_at_ms=int(record.get("updated_at", 0)),
+                updated_at_ms=millis(record.get("updated_at", 0)),
             )
         except KeyError as missing:
             raise RuleError(rule_id, f"missing field {missing}") from None

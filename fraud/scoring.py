@@ -91,6 +91,8 @@ def to_alert_record(verdict: Verdict, *, alert_time_ms: int) -> dict[str, Any]:
         "model_version": f"rules-{verdict.rule_set_version}",
         "event_time": event.event_time_ms,
         "alert_time": alert_time_ms,
+        "features": dict(verdict.features),
+        "late": verdict.late,
     }
 
 
