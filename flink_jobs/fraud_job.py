@@ -23,15 +23,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pyflink.common import Configuration, Duration, Row, Types, WatermarkStrategy
-from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import (
+from pyflink.common import Configuration, Duration, Row, Types, WatermarkStrategy  # type: ignore[import-not-found,unused-ignore]
+from pyflink.common.watermark_strategy import TimestampAssigner  # type: ignore[import-not-found,unused-ignore]
+from pyflink.datastream import (  # type: ignore[import-not-found,unused-ignore]
     KeyedBroadcastProcessFunction,
     OutputTag,
     ProcessFunction,
     StreamExecutionEnvironment,
 )
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import (  # type: ignore[import-not-found,unused-ignore]
+    MapStateDescriptor,
+    ValueStateDescriptor,
+)
 
 from flink_jobs.avro import Encoder, RegistryConfig, decode
 from flink_jobs.kafka import (
@@ -44,6 +47,7 @@ from flink_jobs.kafka import (
     source_row_type,
     watermark_strategy,
 )
+from flink_jobs.runner import JOB_NAMES
 from flink_jobs.schemas import ensure_fraud_subjects
 from fraud.events import Source
 from fraud.job import apply_rule_update, initial_rules, score, state_key, to_event
@@ -53,7 +57,7 @@ from riverbank.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-JOB_NAME = "riverbank-fraud"
+JOB_NAME = JOB_NAMES["fraud"]
 DLQ_TOPIC = "riverbank.dlq"
 #: Broadcast-state key recording that the rules topic delivered something (then the default
 #: rule book no longer applies, even if every rule was deleted).
@@ -101,7 +105,7 @@ def dlq_row(row: Row, stage: str, exc: BaseException) -> Row:
     return Row(DLQ_TOPIC, row["key"], row["value"] or b"", headers, None, None)
 
 
-class DecodeEvents(ProcessFunction):  # type: ignore[misc]
+class DecodeEvents(ProcessFunction):  # type: ignore[misc,unused-ignore]
     """Source row -> (state key, event time, ScoredEvent); malformed records to the DLQ."""
 
     def __init__(self, config: JobConfig) -> None:
@@ -119,12 +123,12 @@ class DecodeEvents(ProcessFunction):  # type: ignore[misc]
         yield state_key(event), event.event_time_ms, event
 
 
-class EventTime(TimestampAssigner):  # type: ignore[misc]
+class EventTime(TimestampAssigner):  # type: ignore[misc,unused-ignore]
     def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
         return int(value[1])
 
 
-class DecodeRules(ProcessFunction):  # type: ignore[misc]
+class DecodeRules(ProcessFunction):  # type: ignore[misc,unused-ignore]
     """fraud.rules row -> (rule id, rule record or None for a tombstone)."""
 
     def __init__(self, config: JobConfig) -> None:
@@ -144,7 +148,7 @@ class DecodeRules(ProcessFunction):  # type: ignore[misc]
         yield str(rule_id), record
 
 
-class ScoreEvents(KeyedBroadcastProcessFunction):  # type: ignore[misc]
+class ScoreEvents(KeyedBroadcastProcessFunction):  # type: ignore[misc,unused-ignore]
     """Per key: read its KeyState, score with the broadcast rules, write the state back."""
 
     def __init__(self, config: JobConfig) -> None:
@@ -168,9 +172,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             if _RULES_SEEN not in records:
                 self._rules = initial_rules()
             else:
-                self._rules = RuleSet.of(
-                    Rule.from_record(r) for k, r in records.items() if k != _RULES_SEEN and r is not None
-                )
+                self._rules = RuleSet.of(Rule.from_record(r) for k, r in records.items() if k != _RULES_SEEN)
         return self._rules
 
     def process_element(self, value: Any, ctx: Any) -> Any:
@@ -221,7 +223,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             record["version"]
         ):
             broadcast.put(rule_id, record)
-        broadcast.put(_RULES_SEEN, None)
+        broadcast.put(_RULES_SEEN, True)  # Flink map state refuses null values
         log.info("fraud job: rules now %s (%d rules)", self._rules.version, len(self._rules.rules))
         return
         yield  # a generator, as PyFlink expects
@@ -280,7 +282,9 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
     )
     dlq_sink = kafka_sink(settings, KafkaSinkOptions(default_topic=DLQ_TOPIC))
 
-    rows = env.from_source(events_source, WatermarkStrategy.no_watermarks(), "transactions", source_row_type())
+    rows = env.from_source(
+        events_source, WatermarkStrategy.no_watermarks(), "transactions", source_row_type()
+    )
     events = rows.process(DecodeEvents(config), Types.PICKLED_BYTE_ARRAY()).name("decode-events")
     # Tuple typed only after decoding; the timestamp assigner reads field 1 (event time).
     timed = events.assign_timestamps_and_watermarks(

@@ -25,6 +25,8 @@ from riverbank.settings import Settings
 
 #: Job name -> module with a main() that builds and executes it.
 JOBS: dict[str, str] = {"fraud": "flink_jobs.fraud_job"}
+#: Job name -> the name the job runs under on the cluster.
+JOB_NAMES: dict[str, str] = {"fraud": "riverbank-fraud"}
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 TERMINAL_STATES = {"FINISHED", "CANCELED", "FAILED", "SUSPENDED"}
 
@@ -203,7 +205,9 @@ def submit(
             if rest.running_tasks(job_id):
                 break
             if time.monotonic() > deadline:
-                raise JobSubmitError(f"job {job_id} not running after {wait_running_s:.0f}s ({detail['state']})")
+                raise JobSubmitError(
+                    f"job {job_id} not running after {wait_running_s:.0f}s ({detail['state']})"
+                )
             time.sleep(0.5)
         return next(j for j in rest.jobs() if j.job_id == job_id)
 
@@ -246,4 +250,3 @@ def wait_for_state(settings: Settings, job_id: str, states: set[str], timeout_s:
             if state in states or time.monotonic() > deadline:
                 return state
             time.sleep(0.3)
-

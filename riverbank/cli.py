@@ -46,6 +46,7 @@ def print_json(data: Any) -> None:
 def _register_subcommands() -> None:
     # Imported here so that `riverbank --help` stays fast and a broken optional part cannot
     # take down unrelated commands at import time.
+    from flink_jobs import cli as flink_jobs_cli
     from infra.stack import cli as stack_cli
     from producers import cli as producers_cli
     from riverbank.registry import cli as registry_cli
@@ -53,6 +54,7 @@ def _register_subcommands() -> None:
     stack_cli.register(app)
     registry_cli.register(app)
     producers_cli.register(app)
+    flink_jobs_cli.register(app)
 
 
 @app.command(help="Run the main job on the embedded stack and show each capability working.")
