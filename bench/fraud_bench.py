@@ -305,7 +305,7 @@ def main() -> None:
         finally:
             arrivals.stop.set()
             thread.join(timeout=10)
-            bench.writer.producer.flush(10)
+            bench.writer.close()
 
 
 if __name__ == "__main__":

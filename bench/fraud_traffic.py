@@ -92,6 +92,10 @@ class Writer:
         if left:
             raise KafkaException(f"{left} records not acknowledged")
 
+    def close(self) -> None:
+        self.producer.flush(10)
+        self.producer.close()
+
 
 class OfflineScorer:
     """The job's logic on the same records: per-key state across batches, rules per batch."""
