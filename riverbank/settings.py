@@ -220,7 +220,8 @@ class FraudSettings(_Section):
 
     #: at-least-once until exactly-once is verified on the embedded broker (Tansu shows aborted
     #: records to read_committed readers); alerts carry deterministic ids, so duplicates are
-    #: recognisable downstream.
+    #: recognisable downstream. exactly-once commits output with each checkpoint, so alerts then
+    #: appear up to flink.checkpoint_interval_ms later.
     sink_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
     transactional_id_prefix: str = "riverbank-fraud"
     #: Alerts are raised when the combined (noisy-OR) score reaches this.
