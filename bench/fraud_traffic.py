@@ -64,7 +64,10 @@ class Writer:
         self.topics = {Source.CARD: fraud.card_topic, Source.PAYMENT: fraud.payment_topic}
         self.values = {s: Encoder(registry, f"{t}-value") for s, t in self.topics.items()}
         self.keys = {s: Encoder(registry, f"{t}-key") for s, t in self.topics.items()}
-        self.producer = Producer({**self.settings.kafka.client_config(), "linger.ms": 2, "acks": "all"})
+        # Idempotent: retries keep per-key order, which the offline comparison relies on.
+        self.producer = Producer(
+            {**self.settings.kafka.client_config(), "linger.ms": 2, "acks": "all", "enable.idempotence": True}
+        )
 
     def send(
         self, events: Iterable[tuple[Source, dict[str, Any]]], *, pace: Callable[[int], None] | None = None
