@@ -216,9 +216,11 @@ def rss_report(state_dir: str) -> None:
 
 
 @contextmanager
-def fraud_stack(overrides: dict[str, str]) -> Iterator[Settings]:
+def fraud_stack(overrides: dict[str, str], broker_storage: str) -> Iterator[Settings]:
     with running_stack(
-        "fraud-bench", ["s3", "kafka", "registry", "flink-jobmanager", "flink-taskmanager"]
+        "fraud-bench",
+        ["s3", "kafka", "registry", "flink-jobmanager", "flink-taskmanager"],
+        broker_storage=broker_storage,
     ) as stack:
         suffix = uuid.uuid4().hex[:6]
         stack.env.update(
@@ -268,6 +270,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="seconds per rate (overrides --quick)")
     parser.add_argument("--quality-events", type=int, default=20_000)
     parser.add_argument("--backlog", type=int, default=60_000)
+    parser.add_argument(
+        "--broker-storage",
+        choices=("s3", "memory"),
+        default="s3",
+        help="Tansu storage: s3 (the embedded default) or memory (the job without the local S3 server)",
+    )
     for name in (
         "bundle-size",
         "bundle-time-ms",
@@ -291,7 +299,8 @@ def main() -> None:
         )
         if getattr(args, name) is not None
     }
-    with fraud_stack(overrides) as settings:
+    print(f"broker storage: {args.broker_storage}")
+    with fraud_stack(overrides, args.broker_storage) as settings:
         arrivals = Arrivals(settings)
         thread = threading.Thread(target=arrivals.run, daemon=True)
         thread.start()

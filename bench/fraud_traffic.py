@@ -57,6 +57,7 @@ class Writer:
 
     settings: Settings
     sent_ms: dict[str, int] = field(default_factory=dict)
+    linger_ms: int = 5
 
     def __post_init__(self) -> None:
         fraud = self.settings.fraud
@@ -66,7 +67,12 @@ class Writer:
         self.keys = {s: Encoder(registry, f"{t}-key") for s, t in self.topics.items()}
         # Idempotent: retries keep per-key order, which the offline comparison relies on.
         self.producer = Producer(
-            {**self.settings.kafka.client_config(), "linger.ms": 2, "acks": "all", "enable.idempotence": True}
+            {
+                **self.settings.kafka.client_config(),
+                "linger.ms": self.linger_ms,
+                "acks": "all",
+                "enable.idempotence": True,
+            }
         )
 
     def send(
@@ -91,7 +97,7 @@ class Writer:
         return n
 
     def flush(self) -> None:
-        left = self.producer.flush(60)
+        left = self.producer.flush(180)
         if left:
             raise KafkaException(f"{left} records not acknowledged")
 
