@@ -14,16 +14,18 @@ BENCHMARKS = {
     "cdc": "bench.cdc_bench",
     "lake": "bench.lake_bench",
     "silver": "bench.silver_bench",
+    "fraud": "bench.fraud_bench",
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], help="default: all")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
     for name in args.names or BENCHMARKS:
         print(f"== {name}", flush=True)
-        sys.argv = [name]  # each benchmark parses its own options; run them with their defaults
+        # Each benchmark parses its own options: the unknown ones (e.g. `fraud --quick`) go to it.
+        sys.argv = [name, *extra]
         importlib.import_module(BENCHMARKS[name]).main()
 
 

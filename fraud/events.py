@@ -36,7 +36,7 @@ class ScoredEvent:
     card_present: bool | None = None
 
 
-def _millis(value: Any) -> int:
+def millis(value: Any) -> int:
     """Avro timestamp-millis arrives as int (raw) or datetime (decoded by fastavro)."""
     if isinstance(value, dt.datetime):
         return int(value.timestamp() * 1000)
@@ -54,7 +54,7 @@ def from_card_transaction(record: Mapping[str, Any]) -> ScoredEvent:
         card_id=record["card_id"],
         amount=Decimal(record["billing_amount"]),
         currency=record["billing_currency"],
-        event_time_ms=_millis(record["event_time"]),
+        event_time_ms=millis(record["event_time"]),
         merchant_id=merchant["merchant_id"],
         mcc=merchant["mcc"],
         country=merchant["country"],
@@ -75,7 +75,7 @@ def from_payment(record: Mapping[str, Any]) -> ScoredEvent:
         card_id=None,
         amount=Decimal(record["amount"]),
         currency=record["currency"],
-        event_time_ms=_millis(record["event_time"]),
+        event_time_ms=millis(record["event_time"]),
         country=record.get("ip_country"),
         device_id=record.get("device_id"),
     )

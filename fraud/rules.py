@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
-from fraud.events import Source
+from fraud.events import Source, millis
 from riverbank.errors import TerminalError
 
 
@@ -141,7 +142,7 @@ class Rule:
                 parameters={str(k): str(v) for k, v in (record.get("parameters") or {}).items()},
                 description=record.get("description"),
                 updated_by=str(record.get("updated_by", "riverbank")),
-                updated_at_ms=int(record.get("updated_at", 0)),
+                updated_at_ms=millis(record.get("updated_at", 0)),
             )
         except KeyError as missing:
             raise RuleError(rule_id, f"missing field {missing}") from None
@@ -191,9 +192,16 @@ class RuleSet:
         return replace(self, rules={k: v for k, v in self.rules.items() if k != rule_id})
 
     def for_source(self, source: Source) -> list[Rule]:
-        return [r for r in self.rules.values() if r.applies_to(source)]
+        """The enabled rules for ``source``, by rule id."""
+        return list(self._by_source[source])
 
-    @property
+    # Cached per rule set (a new set is built on every change): both are read for every event.
+    @cached_property
+    def _by_source(self) -> dict[Source, tuple[Rule, ...]]:
+        ordered = sorted(self.rules.values(), key=lambda r: r.rule_id)
+        return {source: tuple(r for r in ordered if r.applies_to(source)) for source in Source}
+
+    @cached_property
     def version(self) -> str:
         """A short digest of every (rule id, version): alerts carry it so a decision is traceable."""
         text = ",".join(

@@ -62,7 +62,7 @@ def score_event(
 ) -> Verdict:
     """Evaluate every applicable rule, then remember the event in ``state``."""
     hits = []
-    for rule in sorted(rules.for_source(event.source), key=lambda r: r.rule_id):
+    for rule in rules.for_source(event.source):  # by rule id
         hit = _DETECTORS[rule.kind](rule, state, event)
         if hit is not None:
             hits.append(hit)
@@ -91,6 +91,8 @@ def to_alert_record(verdict: Verdict, *, alert_time_ms: int) -> dict[str, Any]:
         "model_version": f"rules-{verdict.rule_set_version}",
         "event_time": event.event_time_ms,
         "alert_time": alert_time_ms,
+        "features": dict(verdict.features),
+        "late": verdict.late,
     }
 
 

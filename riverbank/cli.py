@@ -46,11 +46,12 @@ def print_json(data: Any) -> None:
 def _register_subcommands() -> None:
     # Imported here so that `riverbank --help` stays fast and a broken optional part cannot
     # take down unrelated commands at import time.
-    from iceberg.sql import cli as sql_cli
-    from infra.aws import cli as aws_cli
     from cdc import cli as cdc_cli
+    from flink_jobs import cli as flink_jobs_cli
     from iceberg import cli as lake_cli
     from iceberg import medallion_cli
+    from iceberg.sql import cli as sql_cli
+    from infra.aws import cli as aws_cli
     from infra.stack import cli as stack_cli
     from producers import cli as producers_cli
     from riverbank.registry import cli as registry_cli
@@ -63,6 +64,7 @@ def _register_subcommands() -> None:
     cdc_cli.register(app)
     lake_cli.register(app)
     medallion_cli.register(app)
+    flink_jobs_cli.register(app)
 
 
 @app.command(help="Run the main job on the embedded stack and show each capability working.")

@@ -234,6 +234,39 @@ class FlinkSettings(_Section):
         return None if value is None else _check_url(value, ("http", "https"))
 
 
+class FraudSettings(_Section):
+    """The fraud scoring job (flink_jobs/fraud_job.py) and `riverbank fraud rules`."""
+
+    #: at-least-once until exactly-once is verified on the embedded broker (Tansu shows aborted
+    #: records to read_committed readers); alerts carry deterministic ids, so duplicates are
+    #: recognisable downstream. exactly-once commits output with each checkpoint, so alerts then
+    #: appear up to flink.checkpoint_interval_ms later.
+    sink_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    transactional_id_prefix: str = "riverbank-fraud"
+    #: Alerts are raised when the combined (noisy-OR) score reaches this.
+    alert_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Bounded out-of-orderness of the event-time watermark; events behind it are flagged late.
+    out_of_orderness_ms: int = Field(default=5000, ge=0)
+    #: A source partition without records for this long stops holding the watermark back.
+    idleness_ms: int = Field(default=10000, ge=0)
+    #: Consumer group the job commits its checkpointed offsets to, and starts from when it has
+    #: no state (partitions without a committed offset start at the earliest).
+    group_id: str = "riverbank-fraud"
+    card_topic: str = "bank.card.transactions"
+    payment_topic: str = "bank.payments"
+    rules_topic: str = "fraud.rules"
+    scored_topic: str = "transactions.scored"
+    alerts_topic: str = "fraud.alerts"
+    #: Latency tuning (measured in bench/fraud_bench.py): Python bundle size and time, network
+    #: buffer timeout, and the source's fetch wait (Tansu needs >= 100 ms, see ARCHITECTURE.md).
+    python_execution_mode: Literal["thread", "process"] = "thread"
+    bundle_size: int = Field(default=100, ge=1)
+    bundle_time_ms: int = Field(default=10, ge=1)
+    buffer_timeout_ms: int = Field(default=5, ge=0)
+    fetch_max_wait_ms: int = Field(default=100, ge=0)
+    auto_watermark_interval_ms: int = Field(default=200, ge=1)
+
+
 class LakeSettings(_Section):
     catalog: Literal["sql", "glue"] = "sql"
     catalog_name: str = "riverbank"
@@ -376,6 +409,7 @@ class Settings(BaseSettings):
     source_db: SourceDbSettings = Field(default_factory=SourceDbSettings)
     cdc: CdcSettings = Field(default_factory=CdcSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    fraud: FraudSettings = Field(default_factory=FraudSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
     medallion: MedallionSettings = Field(default_factory=MedallionSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)

@@ -67,8 +67,8 @@ def test_register_then_check_against_the_registry(registry: RegistryProcess, tmp
     result = run_cli(["schemas", "register", "--json", "--schemas-dir", str(schemas)], tmp_path, registry.url)
     assert result.returncode == 0, result.stderr
     registered = json.loads(result.stdout)
-    # 8 topics x (key, value); the Debezium-owned CDC subjects are not registered.
-    assert len(registered) == 16
+    # 9 topics x (key, value); the Debezium-owned CDC subjects are not registered.
+    assert len(registered) == 18
     assert all(r["id"] > 0 and r["version"] == 1 for r in registered)
     # Registering again is idempotent: same ids, no new versions.
     again = json.loads(

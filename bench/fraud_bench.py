@@ -1,0 +1,321 @@
+"""`python -m bench fraud [--quick]`: the fraud job on a real Flink cluster, measured.
+
+Starts a private stack (s3, Tansu, registry, Flink JobManager + TaskManager) on free ports, submits
+the fraud job with the settings' tuning (override with --bundle-size etc.), then prints:
+
+- quality: precision and recall per injected fraud pattern, from the job's alerts against the
+  generator's labels (the records `riverbank produce` writes to fraud.labels, taken here from the
+  same seeded simulation);
+- latency produce -> scored record and produce -> alert (p50/p99/max) at each rate, paced for the
+  run length (120 s each by default; --quick: 20 s);
+- maximum sustained throughput: the rate at which the job drains a backlog;
+- RSS of the JobManager, the TaskManager (thread mode runs the Python workers inside it) and any
+  separate Python worker processes.
+
+Generator, checker and Flink share the machine's cores, so figures are pessimistic. Never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+from confluent_kafka import Consumer, TopicPartition
+
+from bench.fraud_traffic import Batch, Writer, generate, quality
+from flink_jobs import runner
+from flink_jobs.avro import RegistryConfig, decode
+from flink_jobs.rules_topic import DEFAULT_RULES_FILE, load_rule_file, publish_rules
+from flink_jobs.schemas import ensure_fraud_subjects
+from fraud.rules import RuleSet
+from infra.topics import TopicSpec, ensure_topics
+from riverbank.settings import Settings, load_settings
+from tests.stack_harness import environ, running_stack
+
+
+@dataclass
+class Arrivals:
+    """Receive time of every scored record and alert, by event id (a consumer thread)."""
+
+    settings: Settings
+    scored: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        fraud = self.settings.fraud
+        registry = RegistryConfig.from_settings(self.settings.schema_registry)
+        consumer = Consumer(
+            {
+                **self.settings.kafka.client_config(),
+                "group.id": f"bench-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 100,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 2000,
+            }
+        )
+        assignments = []
+        for topic in (fraud.scored_topic, fraud.alerts_topic):
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            assignments += [TopicPartition(topic, p, 0) for p in partitions]
+        consumer.assign(assignments)
+        try:
+            while not self.stop.is_set():
+                for msg in consumer.consume(500, 0.1):
+                    if msg.error():
+                        continue
+                    now = time.time_ns() // 1_000_000
+                    record = decode(registry, msg.value())
+                    if msg.topic() == fraud.scored_topic:
+                        self.scored.setdefault(str(record["event_id"]), now)
+                    else:
+                        self.alerts.setdefault(
+                            str(record["source_event_id"]), (now, tuple(record["rule_ids"]))
+                        )
+        finally:
+            consumer.close()
+
+
+def percentile(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def wait_until(condition: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+@dataclass
+class Bench:
+    settings: Settings
+    arrivals: Arrivals
+    writer: Writer
+    next_start_ms: int
+    seed: int = 1000
+
+    def batch(self, count: int, fraud_rate: float = 0.02) -> Batch:
+        self.seed += 1
+        batch = generate(self.seed, count, self.next_start_ms, fraud_rate=fraud_rate)
+        self.next_start_ms = batch.end_ms + 1000
+        return batch
+
+    def quality(self, count: int) -> None:
+        batch = self.batch(count, fraud_rate=0.01)
+        ids = [str(r["event_id"]) for _, r in batch.events]
+        self.writer.send(batch.events)
+        self.writer.flush()
+        wait_until(lambda: all(i in self.arrivals.scored for i in ids), 300)
+        time.sleep(2)  # alerts are written with their scored record; let the last ones land
+        alerts = {e: self.arrivals.alerts[e][1] for e in ids if e in self.arrivals.alerts}
+        rules = RuleSet.of(load_rule_file(DEFAULT_RULES_FILE))
+        print(
+            f"quality: {len(batch.events):,} events, {len(batch.labels)} injected frauds, "
+            f"{len(alerts):,} alerts"
+        )
+        print(
+            f"  {'pattern':<18} {'frauds':>6} {'recall':>7} {'events':>7} {'ev.recall':>9} "
+            f"{'rule alerts':>11} {'precision':>9}"
+        )
+        for q in quality(batch.labels, alerts, rules):
+            print(
+                f"  {q.pattern:<18} {q.labels:>6} {q.recall:>7.2f} {q.fraud_events:>7} "
+                f"{q.event_recall:>9.2f} {q.rule_alerts:>11} {q.precision:>9.2f}"
+            )
+        fraud_events = {e for label in batch.labels for e in label.event_ids}
+        true = sum(e in fraud_events for e in alerts)
+        print(
+            f"  overall: precision {true / max(len(alerts), 1):.2f} "
+            f"(alerted events that are labelled fraud), event recall {true / max(len(fraud_events), 1):.2f}"
+        )
+
+    def latency(self, rate: int, seconds: float) -> None:
+        batch = self.batch(int(rate * seconds))
+        events = batch.events
+        started = time.monotonic()
+
+        def pace(n: int) -> None:
+            due = started + n / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+        sent = self.writer.send(events, pace=pace)
+        self.writer.flush()
+        elapsed = time.monotonic() - started
+        ids = [str(r["event_id"]) for _, r in events]
+        wait_until(lambda: all(i in self.arrivals.scored for i in ids), 120)
+        sent_ms = self.writer.sent_ms
+        # Skip the first 5 s: the job's Python bundles and the producer warm up.
+        warm = [i for i in ids if sent_ms[i] >= sent_ms[ids[0]] + 5000] or ids
+        scored = [self.arrivals.scored[i] - sent_ms[i] for i in warm if i in self.arrivals.scored]
+        alerted = [self.arrivals.alerts[i][0] - sent_ms[i] for i in warm if i in self.arrivals.alerts]
+        missing = sum(i not in self.arrivals.scored for i in ids)
+        print(
+            f"latency at {rate:,}/s for {seconds:.0f}s: sent {sent:,} at {sent / elapsed:,.0f}/s; "
+            f"produce->scored p50 {percentile(scored, 0.5):.0f} ms p99 {percentile(scored, 0.99):.0f} ms "
+            f"max {max(scored, default=0):.0f} ms (n={len(scored):,}); produce->alert p50 "
+            f"{percentile(alerted, 0.5):.0f} ms p99 {percentile(alerted, 0.99):.0f} ms (n={len(alerted):,}); "
+            f"not scored within 120 s: {missing}"
+        )
+
+    def throughput(self, count: int) -> None:
+        batch = self.batch(count)
+        ids = [str(r["event_id"]) for _, r in batch.events]
+        started = time.monotonic()
+        self.writer.send(batch.events)
+        self.writer.flush()
+        produce_s = time.monotonic() - started
+        wait_until(lambda: all(i in self.arrivals.scored for i in ids), 600)
+        times = sorted(self.arrivals.scored[i] for i in ids if i in self.arrivals.scored)
+        # The middle 80% of arrivals: the steady drain, without start-up and tail.
+        lo, hi = times[len(times) // 10], times[len(times) * 9 // 10]
+        rate = (len(times) * 0.8) / max((hi - lo) / 1000, 1e-3)
+        print(
+            f"throughput: backlog of {len(ids):,} events (produced in {produce_s:.1f}s) drained at "
+            f"{rate:,.0f} events/s; scored {len(times):,}"
+        )
+
+
+def rss_report(state_dir: str) -> None:
+    rows = []
+    for proc in psutil.process_iter(["cmdline", "memory_info"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if state_dir not in cmdline:
+            continue
+        role = (
+            "JobManager"
+            if "StandaloneSessionClusterEntrypoint" in cmdline
+            else ("TaskManager" if "TaskManagerRunner" in cmdline else None)
+        )
+        if role is None:
+            continue
+        rows.append((role, proc.info["memory_info"].rss))
+        if role == "TaskManager":
+            workers = [c for c in proc.children(recursive=True) if "python" in " ".join(c.cmdline())]
+            rows.append(
+                (f"Python workers ({len(workers)} processes)", sum(c.memory_info().rss for c in workers))
+            )
+    for role, rss in rows:
+        print(f"rss: {role:<28} {rss / 2**20:,.0f} MiB")
+    print("rss: (thread mode: the Python workers run inside the TaskManager process)")
+
+
+@contextmanager
+def fraud_stack(overrides: dict[str, str], broker_storage: str) -> Iterator[Settings]:
+    with running_stack(
+        "fraud-bench",
+        ["s3", "kafka", "registry", "flink-jobmanager", "flink-taskmanager"],
+        broker_storage=broker_storage,
+    ) as stack:
+        suffix = uuid.uuid4().hex[:6]
+        stack.env.update(
+            {
+                "RIVERBANK_FRAUD__CARD_TOPIC": f"cards-{suffix}",
+                "RIVERBANK_FRAUD__PAYMENT_TOPIC": f"payments-{suffix}",
+                "RIVERBANK_FRAUD__RULES_TOPIC": f"rules-{suffix}",
+                "RIVERBANK_FRAUD__SCORED_TOPIC": f"scored-{suffix}",
+                "RIVERBANK_FRAUD__ALERTS_TOPIC": f"alerts-{suffix}",
+                "RIVERBANK_FRAUD__GROUP_ID": f"fraud-{suffix}",
+                **overrides,
+            }
+        )
+        with environ(stack.env):
+            settings = load_settings()
+            fraud = settings.fraud
+            ensure_topics(
+                settings,
+                (
+                    TopicSpec(fraud.card_topic, "bench"),
+                    TopicSpec(fraud.payment_topic, "bench"),
+                    TopicSpec(fraud.rules_topic, "bench", {"cleanup.policy": "compact"}, partitions=1),
+                    TopicSpec(fraud.scored_topic, "bench"),
+                    TopicSpec(fraud.alerts_topic, "bench"),
+                    TopicSpec("riverbank.dlq", "bench", partitions=1),
+                ),
+            )
+            ensure_fraud_subjects(settings)
+            publish_rules(settings, load_rule_file(DEFAULT_RULES_FILE))
+            started = time.monotonic()
+            job = runner.submit(settings, "fraud")
+            print(
+                f"job {job.job_id} running {time.monotonic() - started:.0f}s after submission; tuning: "
+                f"{fraud.python_execution_mode} mode, bundle {fraud.bundle_size} records / "
+                f"{fraud.bundle_time_ms} ms, "
+                f"buffer timeout {fraud.buffer_timeout_ms} ms, fetch wait {fraud.fetch_max_wait_ms} ms, "
+                f"sink {fraud.sink_guarantee}",
+                flush=True,
+            )
+            yield settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench fraud")
+    parser.add_argument("--quick", action="store_true", help="20 s per rate instead of 120 s")
+    parser.add_argument("--rates", default="500,2000,5000")
+    parser.add_argument("--seconds", type=float, help="seconds per rate (overrides --quick)")
+    parser.add_argument("--quality-events", type=int, default=20_000)
+    parser.add_argument("--backlog", type=int, default=60_000)
+    parser.add_argument(
+        "--broker-storage",
+        choices=("s3", "memory"),
+        default="s3",
+        help="Tansu storage: s3 (the embedded default) or memory (the job without the local S3 server)",
+    )
+    for name in (
+        "bundle-size",
+        "bundle-time-ms",
+        "buffer-timeout-ms",
+        "fetch-max-wait-ms",
+        "python-execution-mode",
+        "sink-guarantee",
+    ):
+        parser.add_argument(f"--{name}")
+    args = parser.parse_args()
+    seconds = args.seconds or (20.0 if args.quick else 120.0)
+    overrides = {
+        f"RIVERBANK_FRAUD__{name.upper()}": str(getattr(args, name))
+        for name in (
+            "bundle_size",
+            "bundle_time_ms",
+            "buffer_timeout_ms",
+            "fetch_max_wait_ms",
+            "python_execution_mode",
+            "sink_guarantee",
+        )
+        if getattr(args, name) is not None
+    }
+    print(f"broker storage: {args.broker_storage}")
+    with fraud_stack(overrides, args.broker_storage) as settings:
+        arrivals = Arrivals(settings)
+        thread = threading.Thread(target=arrivals.run, daemon=True)
+        thread.start()
+        bench = Bench(settings, arrivals, Writer(settings), next_start_ms=int(time.time() * 1000) - 3_600_000)
+        try:
+            bench.quality(args.quality_events)
+            for rate in (int(r) for r in args.rates.split(",")):
+                bench.latency(rate, seconds)
+            bench.throughput(args.backlog)
+            rss_report(str(settings.stack.state_dir))
+        finally:
+            arrivals.stop.set()
+            thread.join(timeout=10)
+            bench.writer.close()
+
+
+if __name__ == "__main__":
+    main()
