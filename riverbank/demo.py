@@ -1,29 +1,32 @@
 """`riverbank demo`: the main job on the embedded stack, end to end.
 
-Each capability adds its step here as it lands, so the demo always shows all that works.
+Stack, topics and schemas; the fraud job submitted before traffic starts; producers; a change in
+the bank database through CDC; alerts; then bronze, silver and gold and analyst SQL in both
+dialects. Each step prints what it saw, so a broken step is visible where it happens.
 """
 
 from __future__ import annotations
 
 from rich.console import Console
 
-from iceberg.sql.demo import demo_step as lake_sql_step
 from infra.stack.cli import start_with_progress, status_table
 from infra.topics import TOPICS, ensure_topics
-from producers.cli import demo_step
 from riverbank.registry.catalog import DEFAULT_SCHEMAS_DIR
 from riverbank.registry.workflows import register_all
 from riverbank.settings import Settings
 
-NEXT_STEPS = """\
-Next, as the pipeline lands, this demo will:
-  1. stream changes of the bank database (PostgreSQL) through Debezium CDC;
-  2. submit the PyFlink fraud job and show alerts arriving on fraud.alerts;
-  3. land bronze, silver and gold Iceberg tables and query them in Athena and Redshift SQL."""
-
 
 def run_demo(settings: Settings, console: Console) -> bool:
-    """Returns True when every component is healthy."""
+    """Returns True when every component is healthy and every step showed its result."""
+    # Imported here: each step pulls in its own stack (pyiceberg, DuckDB, JPype clients).
+    from cdc.demo import demo_step as cdc_step
+    from flink_jobs.demo import demo_step as fraud_step
+    from iceberg.cli import demo_step as bronze_step
+    from iceberg.medallion_cli import demo_step as medallion_step
+    from iceberg.sql.demo import demo_step as sql_step
+    from infra.stack import status
+    from producers.cli import demo_step as produce_step
+
     console.rule("[bold]Riverbank demo")
     console.print("1. Starting the embedded stack (supervised; `riverbank down` stops it)")
     start_with_progress(settings, console)
@@ -39,20 +42,25 @@ def run_demo(settings: Settings, console: Console) -> bool:
         console.print(f"  {registered.subject:<34} id {registered.id:<4} version {registered.version}")
 
     console.print("4. Producing synthetic bank traffic with labelled fraud")
-    demo_step(settings, console)
+    produce_step(settings, console)
 
-    console.print("5. The lake: row counts and analyst queries in Athena and Redshift SQL")
-    lake_sql_step(settings, console)
-    console.print("5. Lake: silver and gold tables refreshed from bronze")
-    from iceberg.medallion_cli import demo_step as lake_demo_step
+    console.print("5. Change data capture: a change in the bank database arrives on Kafka (Debezium)")
+    cdc_ok = cdc_step(settings, console)
 
-    lake_demo_step(settings, console)
+    console.print("6. Fraud scoring on Flink: rules published, job submitted, alerts arriving")
+    alerts = fraud_step(settings, console)
 
-    console.print("6. Status")
-    from infra.stack import status
+    console.print("7. Bronze: Kafka topics landed exactly once in Iceberg by the supervised sink")
+    bronze_step(settings, console)
 
+    console.print("8. Silver and gold: CDC applied, PII protected, business aggregates refreshed")
+    medallion_step(settings, console)
+
+    console.print("9. Analyst SQL over the lake, in the Athena and Redshift dialects (DuckDB)")
+    sql_step(settings, console)
+
+    console.print("10. Status")
     result = status(settings)
     console.print(status_table(result))
-    console.print(NEXT_STEPS)
     console.print("Stop the stack with: [bold]uv run riverbank down[/]")
-    return result.healthy
+    return result.healthy and cdc_ok and alerts > 0

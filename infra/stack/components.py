@@ -66,6 +66,10 @@ def _s3(settings: Settings, paths: StatePaths) -> ComponentSpec:
         address=settings.stack.s3_endpoint,
         command=[
             "node",
+            # s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 (Node 17+)
+            # only offers through its legacy provider. Without it any listing past 1,000 keys fails,
+            # and Tansu can no longer read a partition once it holds over 1,000 batches.
+            "--openssl-legacy-provider",
             str(script),
             "--directory",
             str(paths.s3_data),

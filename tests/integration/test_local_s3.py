@@ -7,6 +7,7 @@ bytes) and Tansu cannot read that partition again.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -72,3 +73,23 @@ def test_readers_never_see_a_partly_written_object(s3: RunningStack) -> None:
         thread.join()
     assert reads > 50
     assert torn == []
+
+
+def test_listings_past_a_thousand_keys_page_with_continuation_tokens(s3: RunningStack) -> None:
+    """Tansu lists a partition's batches; one holding over 1,000 must still list completely."""
+    endpoint = s3.settings.stack.s3_endpoint
+    keys = [f"many/{i:05d}" for i in range(1_050)]
+    with httpx.Client() as client:
+        for key in keys:
+            assert client.put(f"{endpoint}/lake/{key}", content=b"x").status_code == 200
+        first = client.get(f"{endpoint}/lake", params={"list-type": "2", "prefix": "many/"})
+        assert first.status_code == 200, first.text[:500]
+        token = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", first.text)
+        assert token is not None and first.text.count("<Key>") == 1_000
+        rest = client.get(
+            f"{endpoint}/lake",
+            params={"list-type": "2", "prefix": "many/", "continuation-token": token.group(1)},
+        )
+    assert rest.status_code == 200, rest.text[:500]
+    listed = re.findall(r"<Key>([^<]+)</Key>", first.text) + re.findall(r"<Key>([^<]+)</Key>", rest.text)
+    assert listed == keys
