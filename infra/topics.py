@@ -26,7 +26,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("market.ticks", "market price ticks"),
     TopicSpec("fraud.labels", "ground truth of injected fraud, kept apart from the events"),
     TopicSpec("transactions.scored", "every transaction with its fraud score"),
-    TopicSpec("fraud.alerts", "fraud alerts, written exactly once"),
+    TopicSpec("fraud.alerts", "fraud alerts with the rules and features that fired"),
     TopicSpec("fraud.rules", "versioned fraud rule definitions", _COMPACT, partitions=1),
     TopicSpec("risk.positions", "risk positions per account and instrument", _COMPACT),
     TopicSpec("riverbank.dlq", "records that could not be processed, with the reason in headers"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
@@ -13,7 +15,7 @@ from tests.stack_harness import RunningStack, environ, keep_logs, make_state_dir
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-def test_demo_from_nothing_starts_the_stack_and_runs_each_step_then_is_repeatable() -> None:
+def test_demo_from_nothing_runs_every_pipeline_step_and_up_is_idempotent() -> None:
     from riverbank.settings import ALL_COMPONENTS
 
     state_dir = make_state_dir("demo")
@@ -28,9 +30,18 @@ def test_demo_from_nothing_starts_the_stack_and_runs_each_step_then_is_repeatabl
         for component in settings.stack.components:
             row = next(line for line in result.stdout.splitlines() if line.startswith(f"│ {component} "))
             assert "healthy" in row and "unhealthy" not in row, row
-        assert "fraud.labels-value" in result.stdout  # schemas registered
-        assert "records acknowledged" in result.stdout and " 0 failed" in result.stdout  # producers ran
-
+        out = result.stdout
+        assert "fraud.labels-value" in out  # schemas registered
+        assert "records acknowledged" in out  # producers ran
+        assert " 0 failed" in out
+        assert "op='u'" in out, out[-6000:]  # the CDC change arrived, decoded with before/after
+        alerts = re.search(r"([\d,]+) alerts on fraud\.alerts", out)
+        assert alerts is not None and int(alerts.group(1).replace(",", "")) > 0, out[-6000:]
+        bronze = re.search(r"bronze\.bank_card_transactions\s*│\s*([\d,]+)", out)
+        assert bronze is not None and int(bronze.group(1).replace(",", "")) > 0, out[-6000:]
+        silver = re.search(r"silver\.customers\s+([\d,]+) rows", out)
+        assert silver is not None and int(silver.group(1).replace(",", "")) > 0, out[-6000:]
+        assert "athena>" in out and "redshift>" in out and "Redshift" in out
         admin = AdminClient(settings.kafka.client_config())
         metadata = admin.list_topics(timeout=10)
         for topic in TOPICS:
@@ -39,10 +50,10 @@ def test_demo_from_nothing_starts_the_stack_and_runs_each_step_then_is_repeatabl
         resource = ConfigResource(ResourceType.TOPIC, "fraud.rules")
         configs = admin.describe_configs([resource])[resource].result(timeout=10)
         assert configs["cleanup.policy"].value == "compact"
-
-        again = handle.cli("demo")
+        # A second `up` finds everything running and starts nothing twice.
+        again = handle.cli("up")
         assert again.returncode == 0, again.stderr[-3000:]
-        assert "already running" in again.stdout and " created " not in again.stdout
+        assert "already running" in again.stdout and "starting" not in again.stdout
         ok = True
     finally:
         stack.down(settings)
