@@ -8,13 +8,13 @@ state "stopped", whatever it says.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.stack.supervisor import pid_alive
 from riverbank.settings import Settings
 
 
@@ -59,7 +59,7 @@ def read_status(path: Path) -> EngineStatus | None:
     except (OSError, json.JSONDecodeError):
         return None
     status = EngineStatus(**data)
-    if status.state not in ("stopped", "failed") and not _alive(status.pid):
+    if status.state not in ("stopped", "failed") and not pid_alive(status.pid):
         status.state = "stopped"
     return status
 
@@ -83,16 +83,6 @@ def engine_ready(path: Path) -> Callable[[], str | None]:
         return f"engine {status.state}" + (f": {status.error}" if status.error else "")
 
     return probe
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def now_ms() -> int:

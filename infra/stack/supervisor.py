@@ -179,7 +179,7 @@ class Supervisor:
         with contextlib.suppress(OSError, xmlrpc.client.Error):
             self._call("shutdown")
         deadline = time.monotonic() + timeout_s
-        while pid is not None and _alive(pid):
+        while pid is not None and pid_alive(pid):
             if time.monotonic() > deadline:
                 raise StackError(f"supervisord (pid {pid}) did not stop within {timeout_s:.0f}s")
             time.sleep(0.2)
@@ -208,7 +208,8 @@ def count_unexpected_exits(log_text: str) -> dict[str, int]:
     return counts
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
