@@ -157,3 +157,11 @@ def test_an_explicit_database_password_wins(monkeypatch: pytest.MonkeyPatch) -> 
     settings.stack.source_db_password_file.parent.mkdir(parents=True)
     settings.stack.source_db_password_file.write_text("generated")
     assert settings.source_db.password_value() == "from-env"
+
+
+def test_local_profile_keeps_one_request_in_flight_and_a_setting_overrides_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().kafka.client_config()["max.in.flight.requests.per.connection"] == "1"
+    monkeypatch.setenv("RIVERBANK_KAFKA__MAX_IN_FLIGHT", "5")
+    assert load_settings().kafka.client_config()["max.in.flight.requests.per.connection"] == "5"

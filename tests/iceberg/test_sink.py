@@ -32,7 +32,7 @@ from tests.iceberg.lakekit import (
     payment,
     payment_table,
 )
-from tests.stack_harness import RunningStack
+from tests.stack_harness import RunningStack, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +90,15 @@ def landed(settings: Settings, topic: str, catalog: Any = None) -> int:
 def stack(embedded_stack: RunningStack) -> RunningStack:
     ensure_topics(embedded_stack.settings)
     return embedded_stack
+
+
+@pytest.fixture
+def crash_stack() -> Iterator[RunningStack]:
+    """A broker of its own: the crash test leaves partitions of thousands of small batches, which
+    Tansu on s3 storage serves slowly; on the shared stack they would slow every later broker
+    restart's warm-up (kafka_guard.py fetches every partition)."""
+    with running_stack("crash", ["s3", "kafka", "registry"]) as handle:
+        yield handle
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -223,15 +232,15 @@ def test_a_new_optional_field_becomes_a_column_without_restart(stack: RunningSta
 
 @pytest.mark.timeout(900)
 def test_crash_at_random_moments_leaves_every_offset_exactly_once(
-    stack: RunningStack, tmp_path: Path
+    crash_stack: RunningStack, tmp_path: Path
 ) -> None:
     """SIGKILL the sink ROUNDS times while a producer writes; then each offset is in bronze once."""
     rounds = 20
-    settings = lake_settings(stack.env, tmp_path, commit_interval_s=0.3, commit_max_records=2000)
+    settings = lake_settings(crash_stack.env, tmp_path, commit_interval_s=0.3, commit_max_records=2000)
     topic = new_topic(settings, "test.crash", partitions=3)
     env = {
         **os.environ,
-        **stack.env,
+        **crash_stack.env,
         "RIVERBANK_LAKE__CATALOG_URI": str(settings.lake.catalog_uri),
         "RIVERBANK_LAKE__WAREHOUSE": str(settings.lake.warehouse),
         "RIVERBANK_LAKE__COMMIT_INTERVAL_S": "0.3",
