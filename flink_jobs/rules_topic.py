@@ -80,7 +80,7 @@ def publish_rules(settings: Settings, rules: Iterable[Rule], *, now_ms: int | No
     stamp = now_ms if now_ms is not None else int(time.time() * 1000)
     published = []
     errors: list[str] = []
-    producer = Producer({**settings.kafka.client_config(), "acks": "all", "enable.idempotence": True})
+    producer = Producer({**settings.kafka.producer_config(), "acks": "all", "enable.idempotence": True})
 
     def delivered(err: Any, msg: Any) -> None:
         if err is not None:

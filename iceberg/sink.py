@@ -145,7 +145,12 @@ class BronzeSink:
             }
         )
         self._producer = Producer(
-            {**kafka, "acks": "all", "enable.idempotence": True, "logger": _rdkafka_log}
+            {
+                **self.settings.kafka.producer_config(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "logger": _rdkafka_log,
+            }
         )
         self._assign_new_topics()
         self.stats.startup_s = time.monotonic() - self.stats.started_s

@@ -159,7 +159,7 @@ class AvroPublisher:
             raise
         o = self.options
         config: dict[str, Any] = {
-            **settings.kafka.client_config(),
+            **settings.kafka.producer_config(),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": o.linger_ms,

@@ -125,6 +125,12 @@ class KafkaSettings(_Section):
             config["sasl.password"] = self.sasl_password.get_secret_value()
         if self.ssl_ca_location:
             config["ssl.ca.location"] = str(self.ssl_ca_location)
+        return config
+
+    def producer_config(self) -> dict[str, str]:
+        """``client_config()`` plus what only producers take. Consumers keep the default: with one
+        request in flight their long-polling fetches held back the sink's offset lookups."""
+        config = self.client_config()
         if self.max_in_flight is not None:
             config["max.in.flight.requests.per.connection"] = str(self.max_in_flight)
         return config

@@ -225,7 +225,7 @@ def run_extractor(
     cursors = CursorStore(settings.cdc.extract_state_path)
     registry = SchemaRegistryClient(settings.schema_registry.client_config())
     producer = Producer(
-        settings.kafka.client_config()
+        settings.kafka.producer_config()
         | {"partitioner": "murmur2_random", "enable.idempotence": True, "linger.ms": 5}
     )
     extractor = Extractor(
