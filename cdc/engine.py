@@ -66,12 +66,8 @@ def producer_config(settings: Settings) -> dict[str, str]:
         "security.protocol": kafka.security_protocol,
         "client.id": f"{kafka.client_id}-cdc",
         "acks": "all",
-        # Change events are at-least-once anyway (offsets are released after the acks, as under
-        # Kafka Connect); one request in flight keeps each key's order without idempotence. Measured
-        # on the embedded broker with several idempotent producers starting together: Tansu lost
-        # this producer's id and answered UNKNOWN_PRODUCER_ID to every retry, so no change arrived.
-        "enable.idempotence": "false",
-        "max.in.flight.requests.per.connection": "1",
+        # Idempotent: a retried batch is neither duplicated nor reordered ahead of the next one.
+        "enable.idempotence": "true",
         "linger.ms": "1",
         "compression.type": "lz4",
     }

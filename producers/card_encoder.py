@@ -80,34 +80,38 @@ def compile_card_encoder(
     channels = _enum_table(schema, "channel")
     entry_modes = _enum_table(schema, "entry_mode")
     statuses = _enum_table(schema, "status")
-    cards: dict[int, bytes] = {}
-    merchants: dict[str, bytes] = {}
+    # Keyed by id, each with the object it was encoded from: another bank (or a card reissued) can
+    # reuse an id with other values, so a hit counts only for that object or an equal one.
+    cards: dict[int, tuple[Card, bytes]] = {}
+    merchants: dict[str, tuple[Merchant, bytes]] = {}
     codes: dict[str | None, bytes] = {}
     required_codes: dict[str, bytes] = {}
 
     def card_bytes(card: Card) -> bytes:
-        data = cards.get(card.card_id)
-        if data is None:
-            data = _string(card.token) + _string(str(card.account_id)) + _string(str(card.customer_id))
-            cards[card.card_id] = data
+        hit = cards.get(card.card_id)
+        if hit is not None and (hit[0] is card or hit[0] == card):
+            return hit[1]
+        data = _string(card.token) + _string(str(card.account_id)) + _string(str(card.customer_id))
+        cards[card.card_id] = (card, data)
         return data
 
     def merchant_bytes(m: Merchant) -> bytes:
-        data = merchants.get(m.merchant_id)
-        if data is None:
-            city = m.city
-            data = b"".join(
-                (
-                    _string(m.merchant_id),
-                    _string(m.name),
-                    _string(m.mcc),
-                    _string(m.country),
-                    _optional_string(city.name if city else None),
-                    _optional_double(city.lat if city else None),
-                    _optional_double(city.lon if city else None),
-                )
+        hit = merchants.get(m.merchant_id)
+        if hit is not None and (hit[0] is m or hit[0] == m):
+            return hit[1]
+        city = m.city
+        data = b"".join(
+            (
+                _string(m.merchant_id),
+                _string(m.name),
+                _string(m.mcc),
+                _string(m.country),
+                _optional_string(city.name if city else None),
+                _optional_double(city.lat if city else None),
+                _optional_double(city.lon if city else None),
             )
-            merchants[m.merchant_id] = data
+        )
+        merchants[m.merchant_id] = (m, data)
         return data
 
     # Currencies and decline reasons: a handful of values, each encoded once.

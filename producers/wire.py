@@ -33,7 +33,7 @@ LABELS_TOPIC = "fraud.labels"
 DLQ_TOPIC = "riverbank.dlq"
 
 _EPOCH_DAY = dt.date(1970, 1, 1)
-_merchant_cache: dict[str, dict[str, Any]] = {}
+_merchant_cache: dict[str, tuple[Merchant, dict[str, Any]]] = {}
 
 
 def cents(minor: int) -> Decimal:
@@ -49,18 +49,21 @@ def _days(day: dt.date) -> int:
 
 
 def merchant_record(m: Merchant) -> dict[str, Any]:
-    record = _merchant_cache.get(m.merchant_id)
-    if record is None:
-        record = {
-            "merchant_id": m.merchant_id,
-            "name": m.name,
-            "mcc": m.mcc,
-            "country": m.country,
-            "city": m.city.name if m.city else None,
-            "latitude": m.city.lat if m.city else None,
-            "longitude": m.city.lon if m.city else None,
-        }
-        _merchant_cache[m.merchant_id] = record
+    # Cached by id with the merchant it was built from: another bank in the same process reuses
+    # the ids with other values, so a hit counts only for that merchant or an equal one.
+    hit = _merchant_cache.get(m.merchant_id)
+    if hit is not None and (hit[0] is m or hit[0] == m):
+        return hit[1]
+    record = {
+        "merchant_id": m.merchant_id,
+        "name": m.name,
+        "mcc": m.mcc,
+        "country": m.country,
+        "city": m.city.name if m.city else None,
+        "latitude": m.city.lat if m.city else None,
+        "longitude": m.city.lon if m.city else None,
+    }
+    _merchant_cache[m.merchant_id] = (m, record)
     return record
 
 

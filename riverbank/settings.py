@@ -91,9 +91,8 @@ class KafkaSettings(_Section):
     #: Used when Riverbank creates its topics (Tansu gives auto-created topics 4 partitions).
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
-    #: librdkafka's max.in.flight.requests.per.connection; unset keeps the client default (5). The
-    #: local profile sets 1: with several produce requests in flight, Tansu 0.6 on s3 storage failed
-    #: idempotent producers with OUT_OF_ORDER_SEQUENCE_NUMBER (fatal) in measured demo runs.
+    #: librdkafka's max.in.flight.requests.per.connection for producers; unset keeps the client
+    #: default (5, which keeps order under idempotence).
     max_in_flight: int | None = Field(default=None, ge=1, le=5)
 
     @field_validator("bootstrap_servers")
@@ -128,8 +127,8 @@ class KafkaSettings(_Section):
         return config
 
     def producer_config(self) -> dict[str, str]:
-        """``client_config()`` plus what only producers take. Consumers keep the default: with one
-        request in flight their long-polling fetches held back the sink's offset lookups."""
+        """``client_config()`` plus what only producers take (consumers keep the default: with one
+        request in flight their long-polling fetches held back the sink's offset lookups)."""
         config = self.client_config()
         if self.max_in_flight is not None:
             config["max.in.flight.requests.per.connection"] = str(self.max_in_flight)
@@ -386,7 +385,7 @@ class StackSettings(_Section):
 
 # Embedded-stack endpoints filled in by the local profile for keys left unset.
 _LOCAL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "kafka": {"bootstrap_servers": "127.0.0.1:9092", "max_in_flight": 1},
+    "kafka": {"bootstrap_servers": "127.0.0.1:9092"},
     "schema_registry": {"url": "http://127.0.0.1:8081"},
     "source_db": {"host": "127.0.0.1"},
     "flink": {"rest_url": "http://127.0.0.1:8082"},

@@ -36,6 +36,8 @@ def test_programs_are_supervised_with_restart_and_group_stop(tmp_path: Path) -> 
     assert kafka["stdout_logfile"] == str(tmp_path / "logs" / "kafka.log")
     assert config["program:postgres"]["user"] == "postgres"
     assert config["program:postgres"]["stopsignal"] == "INT"
+    # started first, stopped last: supervisord shuts down the highest priority number first
+    assert int(kafka["priority"]) < int(config["program:postgres"]["priority"])
     assert config["unix_http_server"]["file"] == str(tmp_path / "supervisor.sock")
 
 

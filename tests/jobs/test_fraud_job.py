@@ -1,9 +1,10 @@
 """The fraud job on a real Flink cluster, against the offline result of fraud/ on the same stream.
 
-One private stack (the tests kill its TaskManager) and one job submission shared by the module,
-through the CLI. The tests run in order and build on each other: seeded batch 1 with the default
-rules; a rule published while the job runs; batch 3 across a kill -9 of the TaskManager; stop with
-a savepoint, resume, batch 4, cancel. Each batch continues the same bank, so keyed state carries
+The session stack with the module's own topics, and one job submission shared by the module,
+through the CLI (the TaskManager killed here is restarted by the stack's supervisor). The tests
+run in order and build on each other: seeded batch 1 with the default rules; a rule published
+while the job runs; batch 3 across a kill -9 of the TaskManager; stop with a savepoint, resume,
+batch 4, cancel. Each batch continues the same bank, so keyed state carries
 over and a lost or reset state changes the alerts.
 """
 
@@ -32,7 +33,7 @@ from fraud.events import Source
 from fraud.rules import DEFAULT_RULES, Rule, RuleSet
 from infra.topics import TopicSpec, ensure_topics
 from riverbank.settings import Settings, load_settings
-from tests.stack_harness import RunningStack, environ, running_stack
+from tests.stack_harness import RunningStack, environ
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -98,54 +99,52 @@ def by_event(alerts: list[dict[str, Any]], ids: set[str]) -> dict[str, tuple[tup
 
 
 @pytest.fixture(scope="module")
-def scenario() -> Iterator[Scenario]:
-    with running_stack(
-        "fraudjob", ["s3", "kafka", "registry", "flink-jobmanager", "flink-taskmanager"]
-    ) as stack:
-        suffix = uuid.uuid4().hex[:6]
-        names = {
-            "CARD_TOPIC": f"cards-{suffix}",
-            "PAYMENT_TOPIC": f"payments-{suffix}",
-            "RULES_TOPIC": f"rules-{suffix}",
-            "SCORED_TOPIC": f"scored-{suffix}",
-            "ALERTS_TOPIC": f"alerts-{suffix}",
-            "GROUP_ID": f"fraud-{suffix}",
-        }
-        stack.env.update({f"RIVERBANK_FRAUD__{k}": v for k, v in names.items()})
-        stack.env["RIVERBANK_FRAUD__ALERT_THRESHOLD"] = str(THRESHOLD)
-        with environ(stack.env):
-            settings = load_settings()
-        fraud = settings.fraud
-        ensure_topics(
+def scenario(embedded_stack: RunningStack) -> Iterator[Scenario]:
+    stack = RunningStack(embedded_stack.settings, dict(embedded_stack.env))
+    suffix = uuid.uuid4().hex[:6]
+    names = {
+        "CARD_TOPIC": f"cards-{suffix}",
+        "PAYMENT_TOPIC": f"payments-{suffix}",
+        "RULES_TOPIC": f"rules-{suffix}",
+        "SCORED_TOPIC": f"scored-{suffix}",
+        "ALERTS_TOPIC": f"alerts-{suffix}",
+        "GROUP_ID": f"fraud-{suffix}",
+    }
+    stack.env.update({f"RIVERBANK_FRAUD__{k}": v for k, v in names.items()})
+    stack.env["RIVERBANK_FRAUD__ALERT_THRESHOLD"] = str(THRESHOLD)
+    with environ(stack.env):
+        settings = load_settings()
+    fraud = settings.fraud
+    ensure_topics(
+        settings,
+        (
+            TopicSpec(fraud.card_topic, "test", partitions=2),
+            TopicSpec(fraud.payment_topic, "test", partitions=2),
+            TopicSpec(fraud.rules_topic, "test", {"cleanup.policy": "compact"}, partitions=1),
+            TopicSpec(fraud.scored_topic, "test", partitions=2),
+            TopicSpec(fraud.alerts_topic, "test", partitions=2),
+            TopicSpec("riverbank.dlq", "test", partitions=1),
+        ),
+    )
+    ensure_fraud_subjects(settings)
+    published = stack.cli("fraud", "rules", "publish", str(DEFAULT_RULES_FILE), "--json")
+    assert published.returncode == 0, published.stderr
+    submitted = stack.cli("jobs", "submit", "fraud", "--detach", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["id"]
+    writer = Writer(settings)
+    try:
+        yield Scenario(
+            stack,
             settings,
-            (
-                TopicSpec(fraud.card_topic, "test", partitions=2),
-                TopicSpec(fraud.payment_topic, "test", partitions=2),
-                TopicSpec(fraud.rules_topic, "test", {"cleanup.policy": "compact"}, partitions=1),
-                TopicSpec(fraud.scored_topic, "test", partitions=2),
-                TopicSpec(fraud.alerts_topic, "test", partitions=2),
-                TopicSpec("riverbank.dlq", "test", partitions=1),
-            ),
+            job_id,
+            OfflineScorer(THRESHOLD),
+            writer,
+            RuleSet.of(DEFAULT_RULES),
+            next_start_ms=int(time.time() * 1000) - 600_000,
         )
-        ensure_fraud_subjects(settings)
-        published = stack.cli("fraud", "rules", "publish", str(DEFAULT_RULES_FILE), "--json")
-        assert published.returncode == 0, published.stderr
-        submitted = stack.cli("jobs", "submit", "fraud", "--detach", "--json")
-        assert submitted.returncode == 0, submitted.stderr
-        job_id = json.loads(submitted.stdout)["id"]
-        writer = Writer(settings)
-        try:
-            yield Scenario(
-                stack,
-                settings,
-                job_id,
-                OfflineScorer(THRESHOLD),
-                writer,
-                RuleSet.of(DEFAULT_RULES),
-                next_start_ms=int(time.time() * 1000) - 600_000,
-            )
-        finally:
-            writer.close()
+    finally:
+        writer.close()
 
 
 def test_rules_publish_and_list_round_trip(scenario: Scenario) -> None:

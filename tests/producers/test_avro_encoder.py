@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -125,6 +126,22 @@ def test_card_events_encode_without_the_record_dict_to_the_same_bytes(
     record_of = WIRE[CardTransaction][2]
     for event in events:
         assert codecs.publisher.encode_event(CARDS, event) == codecs.values[CARDS](record_of(event))
+
+
+def test_a_card_or_merchant_id_met_again_with_other_values_is_encoded_afresh(
+    codecs: Codecs, generated: tuple[dict[str, list[Any]], list[FraudLabel]]
+) -> None:
+    """The encoder caches each card's and merchant's bytes by id; another bank in the same process
+    reuses those ids with other values (seen as a one-digit difference in a full test run)."""
+    event: CardTransaction = generated[0][CARDS][0]
+    other = replace(
+        event,
+        card=replace(event.card, token="tok-from-another-bank", account_id=event.card.account_id + 1),
+        merchant=replace(event.merchant, name="Another merchant"),
+    )
+    record_of = WIRE[CardTransaction][2]
+    assert codecs.publisher.encode_event(CARDS, event) == codecs.values[CARDS](record_of(event))
+    assert codecs.publisher.encode_event(CARDS, other) == codecs.values[CARDS](record_of(other))
 
 
 def _edge_cases(base: dict[str, Any], cases: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:

@@ -91,9 +91,8 @@ final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>
                 extra.put(ProducerConfig.LINGER_MS_CONFIG, "5");
             }
             if (sink.clientConfig().get(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG) == null) {
-                // At-least-once does not need idempotence, and Tansu 0.6 can hand the same producer
-                // id to idempotent producers starting together, fencing one of them. One request in
-                // flight keeps retries from reordering records.
+                // At-least-once does not need idempotence (duplicates are possible anyway after a
+                // restore); one request in flight keeps retries from reordering records.
                 extra.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
                 extra.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, "1");
                 extra.put(ProducerConfig.ACKS_CONFIG, "all");
