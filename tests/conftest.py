@@ -10,6 +10,23 @@ from riverbank.settings import ALL_COMPONENTS
 from tests.stack_harness import EXTERNAL_ENDPOINTS, RunningStack, keep_logs, running_stack
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slowest files first, so that the two xdist workers (whole files each, in this order) end
+    together instead of one starting the demo when the other is done: files holding an e2e test,
+    then integration files, then the fast tier. The order inside a file is kept."""
+
+    def tier(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("integration") else 2
+
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    tiers: dict[str, int] = {}
+    for item in items:
+        tiers[file_of(item)] = min(tiers.get(file_of(item), 2), tier(item))
+    items.sort(key=lambda item: tiers[file_of(item)])  # stable: file order and test order stay
+
+
 @pytest.fixture(autouse=True)
 def isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads a developer's riverbank.toml, .env or RIVERBANK_* variables by accident."""

@@ -94,10 +94,10 @@ def stack(embedded_stack: RunningStack) -> RunningStack:
 
 @pytest.fixture
 def crash_stack() -> Iterator[RunningStack]:
-    """A broker of its own: the crash test leaves partitions of thousands of small batches, which
-    Tansu on s3 storage serves slowly; on the shared stack they would slow every later broker
-    restart's warm-up (kafka_guard.py fetches every partition)."""
-    with running_stack("crash", ["s3", "kafka", "registry"]) as handle:
+    """A broker of its own, on memory storage: the test leaves partitions of thousands of small
+    batches, and Tansu on s3 storage lists every object of a partition on each fetch, so reading
+    them back crawled (the catch-up below stalled at 4,301 of 51,500 records in a CI run)."""
+    with running_stack("crash", ["kafka", "registry"], broker_storage="memory") as handle:
         yield handle
 
 
@@ -305,19 +305,14 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
         zygote.wait(10)
         zygote.stdout.close()
     expected = set(producer.acked)
-    assert len(expected) > 1000 and killed_after_open >= 10
+    assert len(expected) > 1000 and killed_after_open >= rounds // 2
     assert len(set(progress)) > rounds // 4, progress  # many rounds committed before their kill
 
-    # What 20 kills left behind: each landed offset once, and per partition a gap-free prefix.
+    # What the kills left behind: each landed offset once, and per partition a gap-free prefix.
     _assert_exactly_once_prefix(settings, topic, expected)
     sink = SinkThread(settings, [topic])
     try:
         wait_for(lambda: landed(settings, topic) >= len(expected), timeout_s=120, what="the backlog")
-    except AssertionError:
-        _assert_exactly_once_prefix(settings, topic, expected)
-        # Known, not yet explained: after many kills the broker stops answering fetches for some
-        # partitions (a new plain consumer gets nothing at the first missing offset either).
-        pytest.xfail(f"catch-up stalled at {landed(settings, topic)} of {len(expected)} records")
     finally:
         sink.close()
     _assert_exactly_once_prefix(settings, topic, expected)
