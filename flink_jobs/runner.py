@@ -213,27 +213,86 @@ def submit(
 
 
 def stop_with_savepoint(
-    settings: Settings, job_id: str, directory: str | None = None, *, timeout_s: float = 120.0
+    settings: Settings, job_id: str, directory: str | None = None, *, timeout_s: float = 180.0
 ) -> str:
-    """Stop the job with a savepoint (into ``directory`` or the cluster's default); its path."""
+    """Stop the job with a savepoint (into ``directory`` or the cluster's default); its path.
+
+    A savepoint needs every task running. A job that is restarting is waited for, and a trigger
+    that failed because a TaskManager was lost is tried again once the job runs, both within
+    ``timeout_s``; any other failure is reported at once, with Flink's root cause.
+    """
+    body: dict[str, Any] = {"drain": False}
+    if directory:
+        body["targetDirectory"] = directory if "://" in directory else Path(directory).absolute().as_uri()
+    deadline = time.monotonic() + timeout_s
     with FlinkRest(settings) as rest:
-        rest.job(job_id)
-        body: dict[str, Any] = {"drain": False}
-        if directory:
-            body["targetDirectory"] = directory if "://" in directory else Path(directory).absolute().as_uri()
-        trigger = rest.request("POST", f"/jobs/{job_id}/stop", job_id=job_id, json=body)
-        request_id = trigger["request-id"]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status = rest.request("GET", f"/jobs/{job_id}/savepoints/{request_id}", job_id=job_id)
-            if status["status"]["id"] == "COMPLETED":
-                operation = status.get("operation") or {}
-                if "location" in operation:
-                    return str(operation["location"])
-                cause = operation.get("failure-cause", {}).get("stack-trace", "unknown")
-                raise TerminalError(f"savepoint of job {job_id} failed: {cause.splitlines()[0]}")
-            time.sleep(0.5)
-        raise ServiceUnavailableError(f"savepoint of job {job_id} did not complete in {timeout_s:.0f}s")
+        while True:
+            _wait_until_running(rest, job_id, deadline, purpose="a savepoint")
+            trigger = rest.request("POST", f"/jobs/{job_id}/stop", job_id=job_id, json=body)
+            failure = _await_savepoint(rest, job_id, trigger["request-id"], deadline)
+            if isinstance(failure, _SavepointDone):
+                return failure.location
+            if not _RESTARTING.search(failure) or time.monotonic() > deadline:
+                raise TerminalError(f"savepoint of job {job_id} failed: {_root_cause(failure)}")
+            time.sleep(1.0)  # the job is failing over; it is RUNNING again soon
+
+
+#: Savepoint failures a lost TaskManager causes until the job has restarted: worth another try.
+_RESTARTING = re.compile(
+    "|".join(
+        re.escape(reason)
+        for reason in (
+            "RecipientUnreachableException",  # the trigger went to a TaskManager that is gone
+            "Not all required tasks are currently running",
+            "Checkpoint was declined (tasks not ready)",
+            "Checkpoint Coordinator is suspending",
+            "FailoverRegion is restarting",
+            "Task has failed",
+        )
+    )
+)
+
+
+@dataclass(frozen=True)
+class _SavepointDone:
+    location: str
+
+
+def _wait_until_running(rest: FlinkRest, job_id: str, deadline: float, *, purpose: str) -> None:
+    while not rest.running_tasks(job_id):
+        state = str(rest.job(job_id)["state"])
+        if state in TERMINAL_STATES:
+            raise TerminalError(f"job {job_id} is {state}; {purpose} needs a running job")
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(
+                f"job {job_id} is {state} with tasks not running; {purpose} needs every task running "
+                "(a lost TaskManager restarts them; check `riverbank jobs list` and try again)"
+            )
+        time.sleep(0.5)
+
+
+def _await_savepoint(rest: FlinkRest, job_id: str, request_id: str, deadline: float) -> _SavepointDone | str:
+    """The savepoint's location, or the failure's stack trace."""
+    while time.monotonic() < deadline:
+        status = rest.request("GET", f"/jobs/{job_id}/savepoints/{request_id}", job_id=job_id)
+        if status["status"]["id"] == "COMPLETED":
+            operation = status.get("operation") or {}
+            if "location" in operation:
+                return _SavepointDone(str(operation["location"]))
+            return str(operation.get("failure-cause", {}).get("stack-trace", "unknown"))
+        time.sleep(0.5)
+    raise ServiceUnavailableError(f"savepoint of job {job_id} did not complete in time")
+
+
+def _root_cause(stack_trace: str) -> str:
+    """The innermost ``Caused by:`` of a Java stack trace (its first line if none)."""
+    lines = stack_trace.strip().splitlines() or ["unknown"]
+    causes = [
+        line.strip().removeprefix("Caused by:").strip()
+        for line in lines
+        if line.strip().startswith("Caused by:")
+    ]
+    return causes[-1] if causes else lines[0]
 
 
 def cancel(settings: Settings, job_id: str) -> None:

@@ -365,7 +365,9 @@ class StackSettings(_Section):
     s3_port: int = Field(default=9000, ge=1, le=65535)
     flink_rpc_port: int = Field(default=6123, ge=1, le=65535)
     flink_blob_port: int = Field(default=6124, ge=1, le=65535)
-    flink_taskmanager_port: int = Field(default=6122, ge=1, le=65535)
+    #: 0: a free port on each start. A TaskManager restarted on its old port is taken by the
+    #: JobManager for the dead one (Pekko keeps the old association), and cannot register.
+    flink_taskmanager_port: int = Field(default=0, ge=0, le=65535)
     startup_timeout_s: float = Field(default=90.0, gt=0)
 
     @field_validator("state_dir")

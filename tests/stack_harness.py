@@ -71,7 +71,6 @@ def stack_env(state_dir: Path, components: list[str], broker_storage: str = "s3"
         "RIVERBANK_STACK__S3_PORT": str(free_port()),
         "RIVERBANK_STACK__FLINK_RPC_PORT": str(free_port()),
         "RIVERBANK_STACK__FLINK_BLOB_PORT": str(free_port()),
-        "RIVERBANK_STACK__FLINK_TASKMANAGER_PORT": str(free_port()),
     }
     if "kafka" in components:
         env["RIVERBANK_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"

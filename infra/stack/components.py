@@ -259,13 +259,14 @@ def _flink_jobmanager(settings: Settings, paths: StatePaths) -> ComponentSpec:
 def _flink_taskmanager(settings: Settings, paths: StatePaths) -> ComponentSpec:
     home = flink.flink_home()
     rest_url = settings.flink.rest_url or ""
+    port = settings.stack.flink_taskmanager_port
     return ComponentSpec(
         name="flink-taskmanager",
-        address=f"127.0.0.1:{settings.stack.flink_taskmanager_port}",
+        address=f"127.0.0.1:{port}" if port else "127.0.0.1 (a free port each start)",
         command=flink.command(home, "taskmanager"),
         environment=flink.environment(paths, home),
         probe=probes.flink_taskmanagers(rest_url, minimum=1),
-        listen=("127.0.0.1", settings.stack.flink_taskmanager_port),
+        listen=("127.0.0.1", port) if port else None,
         port_setting="RIVERBANK_STACK__FLINK_TASKMANAGER_PORT",
         requires=("flink-jobmanager",) if "flink-jobmanager" in settings.stack.components else (),
         stopwaitsecs=30,
