@@ -51,7 +51,7 @@ def _unsigned_varint(z: int) -> bytes:
 #: Unsigned varints of 0..2**14-1, and 14-bit groups with both continuation bits set: a long is
 #: encoded 14 bits per table lookup instead of 7 bits per loop turn.
 _UNSIGNED = tuple(_unsigned_varint(z) for z in range(1 << 14))
-_GROUP14 = tuple(bytes(((z & 0x7F) | 0x80, (z >> 7) | 0x80)) for z in range(1 << 14))
+GROUP14 = tuple(bytes(((z & 0x7F) | 0x80, (z >> 7) | 0x80)) for z in range(1 << 14))
 
 
 def zigzag_varint(n: int) -> bytes:
@@ -59,10 +59,10 @@ def zigzag_varint(n: int) -> bytes:
     z = (n << 1) ^ (n >> 63)
     if z < 0x4000:
         return _UNSIGNED[z]
-    out = _GROUP14[z & 0x3FFF]
+    out = GROUP14[z & 0x3FFF]
     z >>= 14
     while z >= 0x4000:
-        out += _GROUP14[z & 0x3FFF]
+        out += GROUP14[z & 0x3FFF]
         z >>= 14
     return out + _UNSIGNED[z]
 

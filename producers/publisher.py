@@ -45,13 +45,20 @@ _rdkafka_log.addHandler(logging.NullHandler())
 
 @dataclass
 class DeliveryStats:
-    """Counters of one producer. ``sent`` = accepted into the local queue."""
+    """Counters of one producer. ``sent`` = accepted into the local queue.
+
+    librdkafka reports failed deliveries only (a Python callback for every acknowledged record
+    cost a microsecond each), so ``acked`` is what was sent and is neither failed nor still queued,
+    brought up to date by the publisher's ``poll``, ``flush`` and ``close``; per topic it is
+    filled in once nothing is queued (after a flush, and always at ``close``).
+    """
 
     sent: int = 0
     acked: int = 0
     failed: int = 0
     dlq: int = 0
     backpressure_waits: int = 0
+    sent_by_topic: Counter[str] = field(default_factory=Counter)
     acked_by_topic: Counter[str] = field(default_factory=Counter)
     failed_by_topic: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
@@ -171,6 +178,7 @@ class AvroPublisher:
             "retry.backoff.max.ms": 1000,
             "queue.buffering.max.messages": o.queue_max_messages,
             "queue.buffering.max.kbytes": o.queue_max_kbytes,
+            "delivery.report.only.error": True,
             "on_delivery": self._on_delivery,
             "error_cb": self._on_error,
             "logger": _rdkafka_log,
@@ -204,12 +212,10 @@ class AvroPublisher:
     # -- callbacks (run inside poll/flush, on the caller's thread) ------------------------------
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:  # only with delivery.report.only.error off (options.extra)
+            return
         stats = self.stats
         topic = msg.topic() or "?"
-        if err is None:
-            stats.acked += 1
-            stats.acked_by_topic[topic] += 1
-            return
         stats.failed += 1
         stats.failed_by_topic[topic] += 1
         stats.errors[err.name()] += 1
@@ -264,6 +270,7 @@ class AvroPublisher:
         encode_key = self._keys[topic]
         produce = self._producer.produce
         stats = self.stats
+        sent_by_topic = stats.sent_by_topic
         dead_letter = self.dead_letter
         wait_for_room = self._wait_for_room
 
@@ -281,6 +288,7 @@ class AvroPublisher:
             except BufferError:
                 wait_for_room(topic, key_bytes, value, None)
             stats.sent += 1
+            sent_by_topic[topic] += 1
 
         def emit_event(event: Any) -> None:
             key = key_of(event)
@@ -295,6 +303,7 @@ class AvroPublisher:
             except BufferError:
                 wait_for_room(topic, key_bytes, value, None)
             stats.sent += 1
+            sent_by_topic[topic] += 1
 
         return emit if encode_event is None else emit_event
 
@@ -326,6 +335,7 @@ class AvroPublisher:
         except BufferError:
             self._wait_for_room(topic, key, value, headers)
         self.stats.sent += 1
+        self.stats.sent_by_topic[topic] += 1
 
     def _wait_for_room(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None) -> None:
         started = time.monotonic()
@@ -345,7 +355,20 @@ class AvroPublisher:
 
     def poll(self, timeout: float = 0.0) -> None:
         self._producer.poll(timeout)
+        self._count_acks()
         self.raise_if_fatal()
+
+    def _count_acks(self) -> int:
+        """Bring ``stats.acked`` up to date; returns the records still queued."""
+        stats = self.stats
+        queued = len(self._producer)
+        stats.acked = max(0, stats.sent - stats.failed - queued)
+        if queued == 0:
+            failed = stats.failed_by_topic
+            stats.acked_by_topic = Counter(
+                {t: n - failed[t] for t, n in stats.sent_by_topic.items() if n > failed[t]}
+            )
+        return queued
 
     def raise_if_fatal(self) -> None:
         if self._fatal is not None:
@@ -362,12 +385,21 @@ class AvroPublisher:
         remaining = len(self._producer)
         while remaining and time.monotonic() < deadline:
             remaining = self._producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
-        return int(remaining)
+        return self._count_acks()
 
     def close(self, flush_timeout_s: float = 30.0) -> int:
-        """Flush, then release the producer and the registry client; returns records left unsent."""
+        """Flush, then release the producer and the registry client; returns records left unsent.
+
+        Records still queued after the timeout are purged: each is then reported as failed
+        (``_PURGE_QUEUE`` or ``_PURGE_INFLIGHT``), so every record sent ends up acked or failed.
+        """
         try:
-            return self.flush(flush_timeout_s)
+            remaining = self.flush(flush_timeout_s)
+            if remaining:
+                self._producer.purge()
+                self._producer.flush(5.0)
+                self._count_acks()
+            return remaining
         finally:
             self._close_registry()
 

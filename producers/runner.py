@@ -23,9 +23,6 @@ from typing import IO, Any
 
 from producers.bank import BankSize
 from producers.model import (
-    BalanceMovement,
-    CardUpdate,
-    CustomerUpdate,
     FraudLabel,
     Stream,
     event_id_of,
@@ -242,14 +239,14 @@ def _loop(
         n += 1
         if side:
             for item in side:
-                if isinstance(item, FraudLabel):
+                if type(item) is FraudLabel:
                     report.labels += 1
                     if options.labels_to_kafka:
                         send(LABELS_TOPIC, str(item.customer_id), fraud_label_record(item), item.label_id)
                     if labels_out is not None:
                         labels_out.write(json.dumps(fraud_label_record(item)) + "\n")
-                elif db is not None and isinstance(item, BalanceMovement | CustomerUpdate | CardUpdate):
-                    db.add(item)
+                elif db is not None:
+                    db.add(item)  # a balance movement, customer or card change
             side.clear()
         if n % check_every:
             continue

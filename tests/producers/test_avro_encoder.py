@@ -247,6 +247,11 @@ def test_card_event_encoder_falls_back_to_the_record_path_on_unusual_values(
         dataclasses.replace(event, channel="BOGUS"),
         dataclasses.replace(event, event_time_ms=2**63),
         dataclasses.replace(event, event_id=7),  # type: ignore[arg-type]
+        dataclasses.replace(event, event_id="e" * 300, authorization_id=UNICODE),  # long, multi-byte
+        dataclasses.replace(event, billing_minor=event.amount_minor, billing_currency="JPY"),
+        dataclasses.replace(event, billing_minor=float(event.amount_minor)),  # type: ignore[arg-type]
+        # Timestamps around the varint's 14-bit groups, and one repeated after a jump back.
+        *(dataclasses.replace(event, event_time_ms=t) for t in [*LONGS, event.event_time_ms]),
     ]
     for variant in variants:
         expected = outcome(lambda v=variant: codecs.values[CARDS](record_of(v)))  # type: ignore[misc]

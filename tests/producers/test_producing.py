@@ -18,12 +18,12 @@ from producers import geo
 from producers.bank import BankSize, build_bank
 from producers.bankdb import connect
 from producers.model import FraudLabel, Stream, event_id_of
-from producers.publisher import AvroPublisher
+from producers.publisher import AvroPublisher, ProducerOptions
 from producers.runner import RunOptions, RunReport, produce, simulation_config
 from producers.simulation import Simulation
-from producers.wire import DLQ_TOPIC, LABELS_TOPIC, TOPICS, fraud_label_record
+from producers.wire import DLQ_TOPIC, LABELS_TOPIC, TOPICS, WIRE, fraud_label_record
 from tests.producers.conftest import Record, read_topics
-from tests.stack_harness import RunningStack
+from tests.stack_harness import RunningStack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -236,6 +236,40 @@ def test_a_record_that_cannot_be_serialized_goes_to_the_dlq_with_the_reason(bank
     assert record.headers["dlq.error.class"].decode().split(".")[-1].endswith("Error")
     assert json.loads(record.value)["amount"] == "not a decimal"
     assert record.key == b"acct-1"
+
+
+@pytest.mark.parametrize("how", ["delivery timeout", "purged at close"])
+def test_records_the_broker_never_acknowledges_are_counted_failed_never_acked(
+    bank_stack: RunningStack, how: str
+) -> None:
+    """librdkafka reports failed deliveries only and ``acked`` is derived from the rest, so a
+    record that never reached a broker must come out failed, whether it timed out or was still
+    queued when the publisher closed."""
+    settings = bank_stack.settings
+    nowhere = settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    timeout_ms = 1500 if how == "delivery timeout" else 300_000
+    publisher = AvroPublisher(
+        settings.model_copy(update={"kafka": nowhere}),
+        [TOPICS[Stream.PAYMENTS]],
+        ProducerOptions(delivery_timeout_ms=timeout_ms),
+    )
+    sim = Simulation(
+        simulation_config(RunOptions(streams=(Stream.PAYMENTS,), rate=100, duration_s=2, seed=5), 5, 0)
+    )
+    events = list(sim.events())
+    _, key_of, record_of = WIRE[type(events[0])]
+    for event in events:
+        assert publisher.send(TOPICS[Stream.PAYMENTS], key_of(event), record_of(event))
+    publisher.poll(0)
+    assert publisher.stats.acked == 0  # all still queued
+    unsent = publisher.close(flush_timeout_s=10 if how == "delivery timeout" else 1)
+    stats = publisher.stats
+    assert unsent == (0 if how == "delivery timeout" else len(events))
+    assert stats.sent == stats.failed == len(events) > 50
+    assert stats.acked == 0 and not stats.acked_by_topic
+    assert stats.failed_by_topic == {TOPICS[Stream.PAYMENTS]: len(events)}
+    reason = "_MSG_TIMED_OUT" if how == "delivery timeout" else "_PURGE_QUEUE"
+    assert set(stats.errors) == {reason}, stats.errors
 
 
 def test_cli_produce_prints_final_counters(bank_stack: RunningStack) -> None:
