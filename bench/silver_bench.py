@@ -8,18 +8,29 @@ timed. It prints, per batch: changes applied, buckets and rows rewritten, wall s
 changes/s, and the process's CPU seconds (all threads) with changes per CPU-second: on a shared,
 loaded machine the wall figure mostly measures the other tenants.
 
-Options: --rows N, --buckets N (several allowed), --batch N (several allowed). Figures only.
+With ``--sustained RATE``, a second process appends RATE changes/s to bronze (one commit a
+second, as the sink commits) for ``--seconds`` while this one refreshes silver back to back, the
+way ``riverbank lake refresh --loop`` runs. It prints the applied rate over the run, the backlog,
+and the staleness of each second's changes (bronze commit to the silver commit that applied
+them), p50/p95/max: whether silver keeps up with RATE, measured rather than extrapolated.
+
+Options: --rows N, --buckets N (several allowed), --batch N (several allowed), --sustained RATE,
+--seconds S. Figures only.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import multiprocessing
 import os
 import random
+import statistics
 import tempfile
 import time
 from decimal import Decimal
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -29,7 +40,7 @@ from iceberg.silver.merge import BUCKETS_PROPERTY
 from iceberg.silver.pii import PiiProtector
 from iceberg.silver.refresh import CDC_TARGETS, SilverLake, refresh_cdc
 from iceberg.silver.store import bucket_array
-from riverbank.settings import load_settings
+from riverbank.settings import Settings, load_settings
 from tests.medallion.bronze import Bronze, account, change
 
 TARGET = 5_000
@@ -60,32 +71,48 @@ def silver_accounts(rows: int, buckets: int) -> pa.Table:
     return pa.table(columns, schema=tables.ACCOUNTS)
 
 
+CDC_TOPIC = "bankdb.public.accounts"
+TARGET_TABLE = next(t for t in CDC_TARGETS if t.table == "accounts")
+
+
+def _settings(buckets: int) -> Settings:
+    return load_settings(medallion={"buckets": buckets, "pii_key": "b" * 32})
+
+
+def _seeded_lake(rows: int, buckets: int) -> SilverLake:
+    """A lake in the current directory with ``rows`` silver accounts."""
+    settings = _settings(buckets)
+    catalog = load_lake_catalog(settings)
+    ensure_namespaces(catalog, settings)
+    lake = SilverLake(settings, catalog, PiiProtector(b"b" * 32))
+    started = time.perf_counter()
+    table = lake.table("accounts")
+    table.append(silver_accounts(rows, buckets))
+    assert table.properties[BUCKETS_PROPERTY] == str(buckets)
+    print(f"  {rows:,} rows, {buckets} buckets: seeded in {time.perf_counter() - started:.1f}s", flush=True)
+    return lake
+
+
+def _updates(rng: random.Random, rows: int, size: int, lsn: int) -> list[dict[str, object]]:
+    """Debezium updates of ``size`` distinct random accounts, LSNs after ``lsn``."""
+    return [
+        change("u", None, account(account_id, f"{rng.randrange(10**7) / 100:.2f}"), lsn + i + 1)
+        for i, account_id in enumerate(rng.sample(range(rows), size))
+    ]
+
+
 def run(rows: int, buckets: int, batches: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="silver-bench-") as tmp:
         os.chdir(tmp)
-        settings = load_settings(medallion={"buckets": buckets, "pii_key": "b" * 32})
-        catalog = load_lake_catalog(settings)
-        ensure_namespaces(catalog, settings)
-        lake = SilverLake(settings, catalog, PiiProtector(b"b" * 32))
-        started = time.perf_counter()
-        table = lake.table("accounts")
-        table.append(silver_accounts(rows, buckets))
-        assert table.properties[BUCKETS_PROPERTY] == str(buckets)
-        print(
-            f"  {rows:,} rows, {buckets} buckets: seeded in {time.perf_counter() - started:.1f}s", flush=True
-        )
-        bronze = Bronze(settings, catalog)
-        target = next(t for t in CDC_TARGETS if t.table == "accounts")
+        lake = _seeded_lake(rows, buckets)
+        bronze = Bronze(lake.settings, lake.catalog)
+        target = TARGET_TABLE
         rng = random.Random(7)
         lsn = 10
         for size in batches:
-            changes = []
-            for account_id in rng.sample(range(rows), size):
-                lsn += 1
-                changes.append(
-                    change("u", None, account(account_id, f"{rng.randrange(10**7) / 100:.2f}"), lsn)
-                )
-            bronze.write("bankdb.public.accounts", changes)
+            changes = _updates(rng, rows, size, lsn)
+            lsn += size
+            bronze.write(CDC_TOPIC, changes)
             started, cpu_started = time.perf_counter(), time.process_time()
             result = refresh_cdc(lake, target)
             seconds = time.perf_counter() - started
@@ -100,14 +127,87 @@ def run(rows: int, buckets: int, batches: list[int]) -> None:
             )
 
 
+def _bronze_writer(
+    directory: str, rows: int, buckets: int, rate: int, seconds: float, out: Connection
+) -> None:
+    """Append ``rate`` changes to bronze once a second; report (commit time, changes so far)."""
+    os.chdir(directory)
+    settings = _settings(buckets)
+    bronze = Bronze(settings, load_lake_catalog(settings))
+    rng = random.Random(11)
+    written, started = 0, time.time()
+    while time.time() - started < seconds:
+        tick = time.time()
+        bronze.write(CDC_TOPIC, _updates(rng, rows, rate, 10 + written))
+        written += rate
+        out.send((time.time(), written))
+        time.sleep(max(0.0, 1.0 - (time.time() - tick)))
+    out.send(None)
+
+
+def sustained(rows: int, buckets: int, rate: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="silver-bench-") as tmp:
+        os.chdir(tmp)
+        lake = _seeded_lake(rows, buckets)
+        Bronze(lake.settings, lake.catalog).write(CDC_TOPIC, [])  # the bronze table exists
+        refresh_cdc(lake, TARGET_TABLE)
+        receive, send = multiprocessing.Pipe(duplex=False)
+        writer = multiprocessing.get_context("spawn").Process(
+            target=_bronze_writer, args=(str(Path(tmp)), rows, buckets, rate, seconds, send)
+        )
+        writes: list[tuple[float, int]] = []  # bronze commit time, changes written up to it
+        passes: list[tuple[float, int]] = []  # silver commit time, bronze changes read up to it
+        cpu_started, wall_started = time.process_time(), time.time()
+        writer.start()
+        done, read = False, 0
+        while not done or read < writes[-1][1]:
+            while receive.poll():
+                item = receive.recv()
+                if item is None:
+                    done = True
+                else:
+                    writes.append(item)
+            result = refresh_cdc(lake, TARGET_TABLE)
+            read += result.read
+            if result.read:
+                passes.append((time.time(), read))
+            else:
+                time.sleep(0.05)
+        writer.join()
+        in_run = [n for t, n in passes if t <= wall_started + seconds]
+        applied_in_run = in_run[-1] if in_run else 0
+        # Each second's changes: from their bronze commit to the first silver commit covering them.
+        stale = [next(t for t, n in passes if n >= w) - at for at, w in writes]
+        backlog = max(w - next((n for t, n in reversed(passes) if t <= at), 0) for at, w in writes)
+        print(
+            f"  sustained {rate:,}/s offered for {seconds:.0f}s:"
+            f" silver applied {applied_in_run / seconds:,.0f}/s"
+            f" in the run ({len(passes)} refresh passes, {read:,} changes in all);"
+            f" drained {max(t for t, _ in passes) - (wall_started + seconds):.1f}s after the writer stopped",
+            flush=True,
+        )
+        print(
+            f"  staleness (bronze commit -> silver commit) p50 {statistics.median(stale):.1f}s"
+            f" p95 {sorted(stale)[int(0.95 * (len(stale) - 1))]:.1f}s max {max(stale):.1f}s;"
+            f" largest backlog {backlog:,} changes;"
+            f" this process {time.process_time() - cpu_started:.0f} cpu-s",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench silver")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--buckets", type=int, action="append")
     parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--sustained", type=int, metavar="RATE", help="changes/s offered to bronze")
+    parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
     for buckets in args.buckets or [16]:
-        run(args.rows, buckets, args.batch or [1_000, 10_000, 50_000])
+        if args.sustained:
+            sustained(args.rows, buckets, args.sustained, args.seconds)
+        else:
+            run(args.rows, buckets, args.batch or [1_000, 10_000, 50_000])
 
 
 if __name__ == "__main__":
