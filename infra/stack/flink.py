@@ -49,6 +49,9 @@ def config_yaml(settings: Settings, paths: StatePaths) -> str:
         "jobmanager.bind-host": host,
         "jobmanager.memory.process.size": flink.jobmanager_memory,
         "jobmanager.execution.failover-strategy": "region",
+        # Flink's 10 s default failed a job submission (DispatcherGateway.submitJob) on a loaded
+        # 2-core machine in CI; Flink's own advice for slow machines is a longer ask timeout.
+        "pekko.ask.timeout": "60 s",
         "taskmanager.host": host,
         "taskmanager.bind-host": host,
         "taskmanager.rpc.port": stack.flink_taskmanager_port,
