@@ -30,7 +30,6 @@ import tempfile
 import time
 from decimal import Decimal
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -44,6 +43,7 @@ from riverbank.settings import Settings, load_settings
 from tests.medallion.bronze import Bronze, account, change
 
 TARGET = 5_000
+PII_KEY = b"b" * 32
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
 
@@ -76,7 +76,7 @@ TARGET_TABLE = next(t for t in CDC_TARGETS if t.table == "accounts")
 
 
 def _settings(buckets: int) -> Settings:
-    return load_settings(medallion={"buckets": buckets, "pii_key": "b" * 32})
+    return load_settings(medallion={"buckets": buckets, "pii_key": PII_KEY.decode()})
 
 
 def _seeded_lake(rows: int, buckets: int) -> SilverLake:
@@ -84,7 +84,7 @@ def _seeded_lake(rows: int, buckets: int) -> SilverLake:
     settings = _settings(buckets)
     catalog = load_lake_catalog(settings)
     ensure_namespaces(catalog, settings)
-    lake = SilverLake(settings, catalog, PiiProtector(b"b" * 32))
+    lake = SilverLake(settings, catalog, PiiProtector(PII_KEY))
     started = time.perf_counter()
     table = lake.table("accounts")
     table.append(silver_accounts(rows, buckets))
@@ -106,7 +106,6 @@ def run(rows: int, buckets: int, batches: list[int]) -> None:
         os.chdir(tmp)
         lake = _seeded_lake(rows, buckets)
         bronze = Bronze(lake.settings, lake.catalog)
-        target = TARGET_TABLE
         rng = random.Random(7)
         lsn = 10
         for size in batches:
@@ -114,7 +113,7 @@ def run(rows: int, buckets: int, batches: list[int]) -> None:
             lsn += size
             bronze.write(CDC_TOPIC, changes)
             started, cpu_started = time.perf_counter(), time.process_time()
-            result = refresh_cdc(lake, target)
+            result = refresh_cdc(lake, TARGET_TABLE)
             seconds = time.perf_counter() - started
             cpu = time.process_time() - cpu_started
             touched = len({a % buckets for a in (c["after"]["account_id"] for c in changes)})
@@ -153,7 +152,7 @@ def sustained(rows: int, buckets: int, rate: int, seconds: float) -> None:
         refresh_cdc(lake, TARGET_TABLE)
         receive, send = multiprocessing.Pipe(duplex=False)
         writer = multiprocessing.get_context("spawn").Process(
-            target=_bronze_writer, args=(str(Path(tmp)), rows, buckets, rate, seconds, send)
+            target=_bronze_writer, args=(tmp, rows, buckets, rate, seconds, send)
         )
         writes: list[tuple[float, int]] = []  # bronze commit time, changes written up to it
         passes: list[tuple[float, int]] = []  # silver commit time, bronze changes read up to it
