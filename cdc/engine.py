@@ -69,6 +69,9 @@ def producer_config(settings: Settings) -> dict[str, str]:
         # Idempotent: a retried batch is neither duplicated nor reordered ahead of the next one.
         "enable.idempotence": "true",
         "linger.ms": "1",
+        # Tansu on S3 storage writes each partition batch as an object (tens of ms): the 16 KiB
+        # default made a snapshot or a burst of changes hundreds of requests, 1 MiB makes it a few.
+        "batch.size": str(1024 * 1024),
         "compression.type": "lz4",
     }
     if kafka.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and kafka.sasl_username:

@@ -1,8 +1,9 @@
 """`riverbank demo`: the main job on the embedded stack, end to end.
 
-Stack, topics and schemas; the fraud job submitted before traffic starts; producers; a change in
-the bank database through CDC; alerts; then bronze, silver and gold and analyst SQL in both
-dialects. Each step prints what it saw, so a broken step is visible where it happens.
+Stack, topics and schemas; the fraud job submitted before traffic starts (its client runs in the
+background); producers; a change in the bank database through CDC; alerts; then bronze, silver
+and gold and analyst SQL in both dialects. Each step prints what it saw, so a broken step is
+visible where it happens.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def run_demo(settings: Settings, console: Console) -> bool:
     """Returns True when every component is healthy and every step showed its result."""
     # Imported here: each step pulls in its own stack (pyiceberg, DuckDB, JPype clients).
     from cdc.demo import demo_step as cdc_step
-    from flink_jobs.demo import demo_step as fraud_step
+    from flink_jobs.demo import alerts_step, start_step
     from iceberg.cli import demo_step as bronze_step
     from iceberg.medallion_cli import demo_step as medallion_step
     from iceberg.sql.demo import demo_step as sql_step
@@ -41,25 +42,28 @@ def run_demo(settings: Settings, console: Console) -> bool:
     for registered in register_all(settings.schema_registry, DEFAULT_SCHEMAS_DIR):
         console.print(f"  {registered.subject:<34} id {registered.id:<4} version {registered.version}")
 
-    console.print("4. Producing synthetic bank traffic with labelled fraud")
+    console.print("4. Fraud scoring on Flink: rules published, job submitted")
+    fraud_job = start_step(settings, console)
+
+    console.print("5. Producing synthetic bank traffic with labelled fraud")
     produce_step(settings, console)
 
-    console.print("5. Change data capture: a change in the bank database arrives on Kafka (Debezium)")
+    console.print("6. Change data capture: a change in the bank database arrives on Kafka (Debezium)")
     cdc_ok = cdc_step(settings, console)
 
-    console.print("6. Fraud scoring on Flink: rules published, job submitted, alerts arriving")
-    alerts = fraud_step(settings, console)
+    console.print("7. Fraud alerts from the job's scores")
+    alerts = alerts_step(settings, console, fraud_job)
 
-    console.print("7. Bronze: Kafka topics landed exactly once in Iceberg by the supervised sink")
+    console.print("8. Bronze: Kafka topics landed exactly once in Iceberg by the supervised sink")
     bronze_step(settings, console)
 
-    console.print("8. Silver and gold: CDC applied, PII protected, business aggregates refreshed")
+    console.print("9. Silver and gold: CDC applied, PII protected, business aggregates refreshed")
     medallion_step(settings, console)
 
-    console.print("9. Analyst SQL over the lake, in the Athena and Redshift dialects (DuckDB)")
+    console.print("10. Analyst SQL over the lake, in the Athena and Redshift dialects (DuckDB)")
     sql_step(settings, console)
 
-    console.print("10. Status")
+    console.print("11. Status")
     result = status(settings)
     console.print(status_table(result))
     console.print("Stop the stack with: [bold]uv run riverbank down[/]")

@@ -25,7 +25,8 @@ def test_demo_from_nothing_runs_every_pipeline_step_and_up_is_idempotent() -> No
     handle = RunningStack(settings, env)
     ok = False
     try:
-        result = handle.cli("demo")
+        # Alone it takes about two minutes; under the other xdist worker's load, well over three.
+        result = handle.cli("demo", timeout=540)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         for component in settings.stack.components:
             row = next(line for line in result.stdout.splitlines() if line.startswith(f"│ {component} "))

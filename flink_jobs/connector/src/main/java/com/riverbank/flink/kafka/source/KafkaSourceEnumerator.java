@@ -44,8 +44,13 @@ import org.slf4j.LoggerFactory;
 final class KafkaSourceEnumerator implements SplitEnumerator<KafkaPartitionSplit, KafkaEnumeratorState> {
     private static final Logger LOG = LoggerFactory.getLogger(KafkaSourceEnumerator.class);
     private static final long ADMIN_TIMEOUT_S = 60;
-    /** Consecutive empty 200 ms polls that mean "read to the end" while scanning. */
+    /**
+     * Consecutive empty 200 ms polls, once every partition is at or past its reported end, that
+     * mean "read to the end" while scanning.
+     */
     private static final int SCAN_QUIET_POLLS = 3;
+    /** A scan that cannot reach the reported ends in this time fails the start (the job restarts). */
+    private static final long SCAN_TIMEOUT_S = 120;
 
     private final SplitEnumeratorContext<KafkaPartitionSplit> context;
     private final RiverbankKafkaSource source;
@@ -233,10 +238,25 @@ final class KafkaSourceEnumerator implements SplitEnumerator<KafkaPartitionSplit
             for (Map.Entry<TopicPartition, Long> entry : from.entrySet()) {
                 consumer.seek(entry.getKey(), entry.getValue());
             }
+            // Empty polls only mean "the end" once the reported end is reached: before that, a
+            // broker that answers a fetch empty when its storage read outlives the wait (Tansu on
+            // S3, under load) would otherwise start a partition before its timestamp.
+            Map<TopicPartition, Long> reportedEnds =
+                    consumer.endOffsets(open, Duration.ofSeconds(ADMIN_TIMEOUT_S));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(SCAN_TIMEOUT_S);
             int quietPolls = 0;
             while (!open.isEmpty() && quietPolls < SCAN_QUIET_POLLS) {
                 ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(200));
-                quietPolls = records.isEmpty() ? quietPolls + 1 : 0;
+                boolean atEnds = true;
+                for (TopicPartition tp : open) {
+                    atEnds &= consumer.position(tp) >= reportedEnds.getOrDefault(tp, 0L);
+                }
+                quietPolls = records.isEmpty() && atEnds ? quietPolls + 1 : 0;
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException(
+                            "scanning for starting offsets did not reach the ends " + reportedEnds
+                                    + " of " + open + " within " + SCAN_TIMEOUT_S + " s");
+                }
                 for (TopicPartition tp : records.partitions()) {
                     if (!open.contains(tp)) {
                         continue;
