@@ -153,12 +153,14 @@ def _end_to_end(settings: Settings, stream: Stream, seconds: float) -> tuple[Run
 
 def main() -> None:
     from infra.topics import ensure_topics
+    from producers import native
     from producers.publisher import SCHEMAS_DIR
     from riverbank.registry.workflows import register_all
 
+    form = "compiled (mypyc, build/native)" if native.active else "interpreted (no fresh native build)"
     print(
         f"one process, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-        f"{RUN_S:.0f}s per stream; broker storage {BROKER_STORAGE}"
+        f"{RUN_S:.0f}s per stream; broker storage {BROKER_STORAGE}; producers {form}"
     )
     with _stack() as settings:
         register_all(settings.schema_registry, SCHEMAS_DIR)

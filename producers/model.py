@@ -136,7 +136,12 @@ class Portfolio:
 # ---- events -----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+# The events built once per generated event write their own __init__ (init=False): the one
+# dataclasses generates runs interpreted even in the compiled build (producers/native.py) and
+# cost 7x a compiled one. tests/producers/test_generator.py checks it sets every field.
+
+
+@dataclass(slots=True, init=False)
 class CardTransaction:
     event_id: str
     authorization_id: str
@@ -154,6 +159,42 @@ class CardTransaction:
     device_id: str | None
     ip_address: str | None
     event_time_ms: int
+
+    def __init__(
+        self,
+        event_id: str,
+        authorization_id: str,
+        card: Card,
+        merchant: Merchant,
+        amount_minor: int,
+        currency: str,
+        billing_minor: int,
+        billing_currency: str,
+        channel: str,
+        entry_mode: str,
+        status: str,
+        decline_reason: str | None,
+        card_present: bool,
+        device_id: str | None,
+        ip_address: str | None,
+        event_time_ms: int,
+    ) -> None:
+        self.event_id = event_id
+        self.authorization_id = authorization_id
+        self.card = card
+        self.merchant = merchant
+        self.amount_minor = amount_minor
+        self.currency = currency
+        self.billing_minor = billing_minor
+        self.billing_currency = billing_currency
+        self.channel = channel
+        self.entry_mode = entry_mode
+        self.status = status
+        self.decline_reason = decline_reason
+        self.card_present = card_present
+        self.device_id = device_id
+        self.ip_address = ip_address
+        self.event_time_ms = event_time_ms
 
 
 @dataclass(slots=True)
@@ -197,7 +238,7 @@ class Trade:
     settlement_date: dt.date
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class PriceTick:
     instrument: Instrument
     venue: str
@@ -209,6 +250,30 @@ class PriceTick:
     volume: int
     sequence: int
     tick_time_us: int
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        venue: str,
+        bid_e8: int | None,
+        ask_e8: int | None,
+        last_e8: int | None,
+        bid_size: int | None,
+        ask_size: int | None,
+        volume: int,
+        sequence: int,
+        tick_time_us: int,
+    ) -> None:
+        self.instrument = instrument
+        self.venue = venue
+        self.bid_e8 = bid_e8
+        self.ask_e8 = ask_e8
+        self.last_e8 = last_e8
+        self.bid_size = bid_size
+        self.ask_size = ask_size
+        self.volume = volume
+        self.sequence = sequence
+        self.tick_time_us = tick_time_us
 
     @property
     def tick_id(self) -> str:
@@ -258,7 +323,8 @@ class FraudLabel:
 # ---- changes to the bank's own tables (PostgreSQL) -------------------------------------------
 
 
-@dataclass(slots=True)  # not frozen: one per approved event; frozen makes it 4x dearer to build
+# Not frozen, own __init__: one per approved event (see CardTransaction).
+@dataclass(slots=True, init=False)
 class BalanceMovement:
     """A booked change of an account balance caused by one event, in the account's currency."""
 
@@ -267,6 +333,13 @@ class BalanceMovement:
     event_id: str
     kind: str  # CARD, PAYMENT_OUT, PAYMENT_IN, TRADE
     time_ms: int
+
+    def __init__(self, account_id: int, amount_minor: int, event_id: str, kind: str, time_ms: int) -> None:
+        self.account_id = account_id
+        self.amount_minor = amount_minor
+        self.event_id = event_id
+        self.kind = kind
+        self.time_ms = time_ms
 
 
 @dataclass(frozen=True, slots=True)

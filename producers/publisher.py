@@ -33,10 +33,10 @@ from producers.card_encoder import compile_card_encoder
 from producers.errors import BackpressureTimeoutError, ProducerFatalError, SchemaNotRegisteredError
 from producers.wire import DLQ_TOPIC
 from riverbank.errors import ServiceUnavailableError
+from riverbank.registry.catalog import DEFAULT_SCHEMAS_DIR as SCHEMAS_DIR
 from riverbank.settings import Settings
 
 Headers = list[tuple[str, str | bytes | None]]
-SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 log = logging.getLogger("riverbank.producers")
 # librdkafka's own log lines (connection refused while a broker restarts...) go here, not to stderr.
 _rdkafka_log = logging.getLogger("riverbank.producers.librdkafka")

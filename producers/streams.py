@@ -253,6 +253,9 @@ class CardStream(StreamGenerator):
         self._category_cache: dict[
             tuple[tuple[str, ...], int], tuple[list[float], list[catalog.Category]]
         ] = {}
+        #: Per customer, the (cum, cats) of ``_categories`` for each local hour: one int lookup
+        #: per event instead of hashing the habits tuple.
+        self._category_days: dict[int, list[tuple[list[float], list[catalog.Category]]]] = {}
         self._mu_cache: dict[tuple[str, str], float] = {}
         self._patterns = (
             (FraudPattern.CARD_TESTING, self._card_testing),
@@ -378,11 +381,14 @@ class CardStream(StreamGenerator):
         groups = population._items
         group = groups[min(bisect.bisect_right(cum, random_() * cum[-1]), len(groups) - 1)]
         card = group[int(random_() * len(group))]
-        customer = self._customers[card.customer_id]
+        customer_id = card.customer_id
+        customer = self._customers[customer_id]
         city = customer.trip or customer.home
-        key = (customer.habits, (utc_hour + city.utc_offset) % 24)
-        hit = self._category_cache.get(key)
-        cum, cats = hit if hit is not None else self._categories(*key)
+        day = self._category_days.get(customer_id)
+        if day is None:
+            day = [self._categories(customer.habits, hour) for hour in range(24)]
+            self._category_days[customer_id] = day
+        cum, cats = day[(utc_hour + city.utc_offset) % 24]
         cat = cats[bisect.bisect_right(cum, random_() * cum[-1])]
         online = random_() < cat.online_share
         merchant = self._merchant(cat, city, online)

@@ -43,6 +43,11 @@ UV_PROJECT_ENVIRONMENT=.venv-flink "${UV[@]}" sync --locked --quiet --no-default
 log "build Flink Kafka connector jars"
 infra/scripts/build_jars.sh
 
+# The producers' hot path compiled with mypyc (producers/native.py); skipped when build/native
+# matches the sources, and on a machine without a C compiler (the producers then run interpreted).
+log "build native producers"
+"${UV[@]}" run --locked --no-sync python -m infra.native_build
+
 if [ ! -d node_modules/s3rver ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci (s3rver)"
   npm ci --no-audit --no-fund --loglevel=error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import statistics
@@ -94,6 +95,20 @@ def test_same_seed_gives_the_same_events_and_labels_and_another_seed_does_not() 
     assert a_side == b_side
     assert labels_of(a_side)
     assert [event_id_of(e) for e in a_events] != [event_id_of(e) for e in c_events]
+
+
+def test_events_with_a_hand_written_init_set_every_field_by_its_name() -> None:
+    events, side = run(list(Stream), rate=200, duration_s=5)
+    samples = [
+        next(e for e in events if isinstance(e, CardTransaction)),
+        next(e for e in events if isinstance(e, PriceTick)),
+        next(m for m in side if isinstance(m, BalanceMovement)),
+    ]
+    for sample in samples:
+        rebuilt = type(sample)(**{f.name: getattr(sample, f.name) for f in dataclasses.fields(sample)})
+        assert rebuilt == sample and repr(rebuilt) == repr(sample)
+        # Positionally, in the order of the fields (how the generator builds them).
+        assert type(sample)(*(getattr(sample, f.name) for f in dataclasses.fields(sample))) == sample
 
 
 def test_bank_is_deterministic_and_ids_are_offset_by_seed() -> None:
