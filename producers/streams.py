@@ -19,7 +19,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from producers import catalog, geo
 from producers.bank import Bank, device_id, ip_in
@@ -129,7 +129,7 @@ class _Step:
 
 
 class StreamGenerator:
-    stream: Stream
+    stream: ClassVar[Stream]
 
     def __init__(self, bank: Bank, seed: int, fraud_rate: float) -> None:
         self.bank = bank
@@ -240,7 +240,7 @@ def _groups_by_offset(items: list[T], offset_of: Callable[[T], int]) -> dict[int
 
 
 class CardStream(StreamGenerator):
-    stream = Stream.TRANSACTIONS
+    stream: ClassVar[Stream] = Stream.TRANSACTIONS
 
     def __init__(self, bank: Bank, seed: int, fraud_rate: float) -> None:
         super().__init__(bank, seed, fraud_rate)
@@ -643,7 +643,7 @@ def _cum(pairs: tuple[tuple[str, int], ...]) -> tuple[list[str], list[int]]:
 
 
 class PaymentStream(StreamGenerator):
-    stream = Stream.PAYMENTS
+    stream: ClassVar[Stream] = Stream.PAYMENTS
 
     def __init__(self, bank: Bank, seed: int, fraud_rate: float) -> None:
         super().__init__(bank, seed, fraud_rate)
@@ -947,7 +947,7 @@ def _settlement_date(t_ms: int) -> dt.date:
 
 
 class TradeStream(StreamGenerator):
-    stream = Stream.TRADES
+    stream: ClassVar[Stream] = Stream.TRADES
 
     def __init__(self, bank: Bank, seed: int, market: Market) -> None:
         super().__init__(bank, seed, 0.0)
@@ -998,7 +998,7 @@ class TradeStream(StreamGenerator):
 
 
 class TickStream(StreamGenerator):
-    stream = Stream.TICKS
+    stream: ClassVar[Stream] = Stream.TICKS
 
     def __init__(self, bank: Bank, seed: int, market: Market) -> None:
         super().__init__(bank, seed, 0.0)
