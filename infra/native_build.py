@@ -3,11 +3,13 @@
 Compiles ``producers.native.MODULES`` with mypyc into ``build/native/`` when the build there does
 not match the sources (see ``producers/native.py`` for how it is used). A machine without a C
 compiler or the Python headers skips the build and the producers run interpreted; a module that
-mypyc refuses fails the build, so the set-up (and CI) says so.
+mypyc refuses fails the build, so the set-up (and CI) says so. Without mypyc or
+setuptools (an install without the dev group) it is skipped too.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -21,7 +23,10 @@ from producers import native
 
 
 def toolchain_missing() -> str | None:
-    """Why this machine cannot build (no C compiler, no Python headers), or None."""
+    """Why this machine cannot build (no mypyc or setuptools, no C compiler, no Python headers)."""
+    for module in ("mypyc", "setuptools"):  # dev group: absent from a runtime-only install
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed"
     compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler})"
