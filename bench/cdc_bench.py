@@ -14,6 +14,7 @@ RIVERBANK_BENCH_EXTRACT_ROWS (default 20000); RIVERBANK_BENCH_CDC_BROKER_STORAGE
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -181,11 +182,13 @@ def main() -> None:
         receiver = Receiver(settings)
         receiver.start()
         workdir = Path(tempfile.mkdtemp(prefix="bench-cdc-"))
+        complete = False  # every snapshot row and change arrived: then the workdir goes
         started = time.perf_counter()
         engine = _start_engine(settings, handle.env, workdir / "engine.log")
         print(f"engine start (JVM, connector task): {time.perf_counter() - started:.1f} s", flush=True)
         try:
-            if _wait(lambda: len(receiver.snapshot_times) >= SNAPSHOT_ROWS, 600):
+            snapshot_done = _wait(lambda: len(receiver.snapshot_times) >= SNAPSHOT_ROWS, 600)
+            if snapshot_done:
                 times = receiver.snapshot_times
                 span = max(times[-1] - times[0], 1e-3)
                 print(
@@ -207,6 +210,7 @@ def main() -> None:
                 )
             arrived = len(measured[END_TO_END])
             print(f"latency: {UPDATES - arrived} of {UPDATES} changes never arrived")
+            complete = snapshot_done and arrived == UPDATES
         finally:
             engine.terminate()
             engine.wait(60)
@@ -214,6 +218,10 @@ def main() -> None:
             receiver.join(10)
         rows, seconds = _extract(settings, workdir)
         print(f"extractor: {rows:,} rows in {seconds:.2f} s = {rows / seconds:,.0f} rows/s")
+        if complete:
+            shutil.rmtree(workdir)
+        else:
+            print(f"engine log and extractor state kept in {workdir}")
 
 
 def _settings(env: dict[str, str]) -> Settings:
