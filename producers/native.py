@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import sysconfig
 from pathlib import Path
 
@@ -56,9 +55,7 @@ def activate(package_path: list[str], directory: Path = BUILD_DIR) -> bool:
     global active
     if os.environ.get(ENV, "1") == "0" or not is_fresh(directory):
         return False
-    # mypyc's shared runtime is a top-level module with a generated name, next to producers/.
-    if str(directory) not in sys.path:
-        sys.path.append(str(directory))
+    # Built with separate=True, mypyc's runtime modules lie in producers/ too: nothing on sys.path.
     package_path.insert(0, str(directory / "producers"))
     active = True
     return True
