@@ -285,6 +285,9 @@ def main() -> None:
         "sink-guarantee",
     ):
         parser.add_argument(f"--{name}")
+    parser.add_argument(
+        "--parallelism", type=int, help="of the job (process mode runs a Python worker per subtask)"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (20.0 if args.quick else 120.0)
     overrides = {
@@ -299,7 +302,9 @@ def main() -> None:
         )
         if getattr(args, name) is not None
     }
-    print(f"broker storage: {args.broker_storage}")
+    if args.parallelism is not None:
+        overrides["RIVERBANK_FLINK__PARALLELISM"] = str(args.parallelism)
+    print(f"broker storage: {args.broker_storage}; parallelism {args.parallelism or 'from settings'}")
     with fraud_stack(overrides, args.broker_storage) as settings:
         arrivals = Arrivals(settings)
         thread = threading.Thread(target=arrivals.run, daemon=True)

@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from flink_jobs.avro import Encoder, RegistryConfig
-from fraud.events import Source
+from fraud.events import Source, millis
 from fraud.job import Outputs, score, state_key, to_event
 from fraud.rules import RuleSet
 from fraud.state import KeyState
@@ -87,7 +87,10 @@ class Writer:
             while True:
                 try:
                     self.producer.produce(
-                        self.topics[source], self.values[source](record), self.keys[source](key)
+                        self.topics[source],
+                        self.values[source](record),
+                        self.keys[source](key),
+                        timestamp=millis(record["event_time"]),  # as producers do: the event time
                     )
                     break
                 except BufferError:

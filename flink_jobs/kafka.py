@@ -20,8 +20,11 @@ and per-job options, and wraps the Java objects as PyFlink ``Source``/``Sink``::
 
 Source rows: ``Row(topic, partition, offset, timestamp, key, value, headers)``; sink rows:
 ``Row(topic, key, value, headers, partition, timestamp)`` where everything but ``value`` may be
-None (a None topic means ``default_topic``). Only the functions that touch PyFlink import it, so
-the option types and :func:`java_client_properties` work in any environment.
+None (a None topic means ``default_topic``). For Python operators that must handle thousands of
+records per second, ``emit_batches=True`` gives one element per partition and poll
+(:func:`source_batch_type`), and :func:`unbatched` expands packed outputs into sink rows
+(:mod:`flink_jobs.batches`). Only the functions that touch PyFlink import it, so the option types
+and :func:`java_client_properties` work in any environment.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ StartingPoint = Literal["earliest", "latest", "committed"]
 
 _JAVA_SOURCE = "com.riverbank.flink.kafka.source.RiverbankKafkaSource"
 _JAVA_SINK = "com.riverbank.flink.kafka.sink.RiverbankKafkaSink"
+_JAVA_UNBATCH = "com.riverbank.flink.kafka.Unbatch"
+_JAVA_PARTITION_KEY = "com.riverbank.flink.kafka.PartitionKey"
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,9 @@ class KafkaSourceOptions:
     #: How often to look for new partitions and matching topics; None turns discovery off.
     partition_discovery_interval: timedelta | None = timedelta(seconds=30)
     commit_offsets_on_checkpoint: bool = True
+    #: One element per partition and poll (:func:`source_batch_type`, read with
+    #: :func:`flink_jobs.batches.records`) instead of one per record: for Python operators.
+    emit_batches: bool = False
     #: Extra Java consumer settings, e.g. {"isolation.level": "read_committed"}.
     properties: Mapping[str, str] = field(default_factory=dict)
 
@@ -202,6 +210,59 @@ def source_row_type() -> Any:
     )
 
 
+def source_batch_type() -> Any:
+    """PyFlink type of a batch-mode source's elements (matches ``RecordBatches.BATCH_TYPE``)."""
+    from pyflink.common import Types  # type: ignore[import-not-found,unused-ignore]
+
+    from flink_jobs.batches import BATCH_FIELDS
+
+    return Types.ROW_NAMED(
+        list(BATCH_FIELDS),
+        [
+            Types.STRING(),
+            Types.INT(),
+            Types.LONG(),
+            Types.INT(),
+            Types.LONG(),
+            Types.PRIMITIVE_ARRAY(Types.BYTE()),
+        ],
+    )
+
+
+def packed_output_type() -> Any:
+    """PyFlink type of packed output records (:class:`flink_jobs.batches.OutputBatch` bytes)."""
+    from pyflink.common import Types  # type: ignore[import-not-found,unused-ignore]
+
+    return Types.PRIMITIVE_ARRAY(Types.BYTE())
+
+
+def unbatched(packed: Any) -> Any:
+    """Sink rows from a stream of packed output records (the connector's ``Unbatch``, chained)."""
+    from pyflink.datastream import DataStream  # type: ignore[import-not-found,unused-ignore]
+    from pyflink.java_gateway import get_gateway  # type: ignore[import-not-found,unused-ignore]
+
+    unbatch = _java_class(get_gateway().jvm, _JAVA_UNBATCH)()
+    return DataStream(packed._j_data_stream.flatMap(unbatch)).name("unbatch")
+
+
+def keyed_by_partition(batches: Any) -> Any:
+    """A batch stream keyed by "topic:partition", for keyed Python functions (state per partition).
+
+    The same as ``batches.key_by(lambda b: f"{b[0]}:{b[1]}", Types.STRING())`` but keyed in Java
+    (the connector's ``PartitionKey``): PyFlink's ``key_by`` adds a Python operator to the source's
+    chain, which costs a Python call per element and contends for the GIL with the real work.
+    """
+    from pyflink.common import Types  # type: ignore[import-not-found,unused-ignore]
+    from pyflink.datastream import DataStream, KeyedStream  # type: ignore[import-not-found,unused-ignore]
+    from pyflink.java_gateway import get_gateway  # type: ignore[import-not-found,unused-ignore]
+
+    jvm = get_gateway().jvm
+    with_key = batches._j_data_stream.map(_java_class(jvm, _JAVA_PARTITION_KEY)()).name("partition-key")
+    # PyFlink's own key_by ends the same way: keyBy on field 0 with its KeyByKeySelector.
+    j_keyed = with_key.keyBy(jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(j_keyed, source_batch_type(), DataStream(batches._j_data_stream))
+
+
 def sink_row_type() -> Any:
     """PyFlink type of the rows the sink takes; use it as ``output_type`` of the last map."""
     from pyflink.common import Types  # type: ignore[import-not-found,unused-ignore]
@@ -245,6 +306,7 @@ def kafka_source(settings: Settings, options: KafkaSourceOptions) -> Any:
     interval = options.partition_discovery_interval
     builder.setPartitionDiscoveryIntervalMs(0 if interval is None else int(interval.total_seconds() * 1000))
     builder.setCommitOffsetsOnCheckpoint(options.commit_offsets_on_checkpoint)
+    builder.setEmitBatches(options.emit_batches)
     return Source(builder.build())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from riverbank.errors import ConfigError, ServiceUnavailableError
 from riverbank.settings import Settings
@@ -26,6 +26,12 @@ class Record:
     value: bytes | None
     #: When this reader received it (epoch ms).
     received_ms: int
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes | None], ...]:
+    """confluent-kafka gives headers as a list of (name, bytes or None) pairs, or None."""
+    return tuple((str(name), None if value is None else bytes(value)) for name, value in raw or ())
 
 
 def read_topic(
@@ -72,7 +78,7 @@ def read_topic(
             last = time.monotonic()
             records.append(
                 Record(msg.partition() or 0, msg.offset() or 0, msg.timestamp()[1], msg.key(), msg.value(),
-                       time.time_ns() // 1_000_000)
+                       time.time_ns() // 1_000_000, _headers(msg.headers()))
             )  # fmt: skip
     finally:
         consumer.close()

@@ -122,7 +122,7 @@ class KeyState:
     def to_dict(self) -> dict[str, Any]:
         loc = self.last_location
         return {
-            "recent": [list(item) for item in self.recent],
+            "recent": list(self.recent),  # (time, amount) tuples: immutable, shared
             "count": self.count,
             "mean": self.mean,
             "m2": self.m2,

@@ -262,9 +262,12 @@ class AvroPublisher:
         key_of: Callable[[Any], str],
         record_of: Callable[[Any], dict[str, Any]],
         event_id_of: Callable[[Any], str | None],
+        time_of: Callable[[Any], int],
     ) -> Emit:
         """A function sending one domain event to ``topic``: ``send`` with its lookups done once,
-        for the runner's hot loop (one call per event, no per-record dictionary of topics)."""
+        for the runner's hot loop (one call per event, no per-record dictionary of topics). The
+        record's Kafka timestamp is the event time (``time_of``), which the fraud job's watermarks
+        are built on."""
         encode_event = self._event_encoders.get(topic)
         encode = self._values[topic]
         encode_key = self._keys[topic]
@@ -283,10 +286,11 @@ class AvroPublisher:
             except Exception as exc:
                 dead_letter(topic, key, record, exc, event_id_of(event))
                 return
+            timestamp = time_of(event)
             try:
-                produce(topic, value, key_bytes)
+                produce(topic, value, key_bytes, timestamp=timestamp)
             except BufferError:
-                wait_for_room(topic, key_bytes, value, None)
+                wait_for_room(topic, key_bytes, value, None, timestamp)
             stats.sent += 1
             sent_by_topic[topic] += 1
 
@@ -298,10 +302,11 @@ class AvroPublisher:
             except Exception as exc:
                 dead_letter(topic, key, record_of(event), exc, event_id_of(event))
                 return
+            timestamp = time_of(event)
             try:
-                produce(topic, value, key_bytes)
+                produce(topic, value, key_bytes, timestamp=timestamp)
             except BufferError:
-                wait_for_room(topic, key_bytes, value, None)
+                wait_for_room(topic, key_bytes, value, None, timestamp)
             stats.sent += 1
             sent_by_topic[topic] += 1
 
@@ -337,14 +342,16 @@ class AvroPublisher:
         self.stats.sent += 1
         self.stats.sent_by_topic[topic] += 1
 
-    def _wait_for_room(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None) -> None:
+    def _wait_for_room(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None, timestamp: int = 0
+    ) -> None:
         started = time.monotonic()
         while True:
             self.stats.backpressure_waits += 1
             self._producer.poll(0.05)
             self.raise_if_fatal()
             try:
-                self._producer.produce(topic, value, key, headers=headers)
+                self._producer.produce(topic, value, key, headers=headers, timestamp=timestamp)
                 return
             except BufferError:
                 waited = time.monotonic() - started

@@ -224,7 +224,7 @@ def _loop(
     next_progress = wall0
     send = publisher.send
     emitters = {
-        kind: publisher.emitter(TOPICS[stream], key_of, record_of, event_id_of)
+        kind: publisher.emitter(TOPICS[stream], key_of, record_of, event_id_of, event_time_ms_of)
         for kind, (stream, key_of, record_of) in WIRE.items()
         if stream in sim.streams
     }

@@ -256,7 +256,11 @@ class FraudSettings(_Section):
     transactional_id_prefix: str = "riverbank-fraud"
     #: Alerts are raised when the combined (noisy-OR) score reaches this.
     alert_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    #: Bounded out-of-orderness of the event-time watermark; events behind it are flagged late.
+    #: Card and account states kept decoded in each scoring worker (least recently used dropped
+    #: first; a dropped state is read back from Flink state). About 2-4 KiB each.
+    state_cache_entries: int = Field(default=100_000, ge=1)
+    #: Bounded out-of-orderness of the event-time watermark (per input partition, on the records'
+    #: Kafka timestamps, which producers set to the event time); events behind it are flagged late.
     out_of_orderness_ms: int = Field(default=5000, ge=0)
     #: A source partition without records for this long stops holding the watermark back.
     idleness_ms: int = Field(default=10000, ge=0)

@@ -127,6 +127,7 @@ def read_all(
             record = json.loads(msg.value())
             record["out_key"] = msg.key()
             record["out_headers"] = {k: v for k, v in (msg.headers() or [])}
+            record["out_timestamp"] = msg.timestamp()[1]
             records.append(record)
     finally:
         consumer.close()

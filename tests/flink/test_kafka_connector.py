@@ -100,6 +100,29 @@ def test_source_reads_every_partition_with_metadata_sink_at_least_once_and_offse
         job.assert_running()
 
 
+def test_batch_mode_keyed_by_partition_and_unbatched_to_the_sink(
+    embedded_stack: RunningStack, bootstrap: str, tmp_path: Path
+) -> None:
+    """The path of the fraud job: one element per partition and poll, keyed in Java by
+    "topic:partition", packed outputs expanded by Unbatch; records, keys, headers and timestamps
+    survive both layouts, and each batch holds consecutive offsets of one partition."""
+    source, out = unique("batch-in"), unique("batch-out")
+    create_topics(bootstrap, source, out)
+    sent = produce(bootstrap, source, 300, timestamp=lambda i: 1_790_000_000_000 + i)
+    pipeline = {"topics": [source], "output_topic": out, "batches": True}
+    with running_job(embedded_stack, tmp_path, [pipeline]):
+        records = read_all(bootstrap, out, until=lambda rs: len(rs) >= 300, timeout=JOB_START_TIMEOUT)
+    assert_describes(records, sent, source)
+    for record in records:
+        assert record["batch_key"] == f"{source}:{record['partition']}"
+        assert record["out_timestamp"] == record["timestamp"]  # set per record by the packed output
+        first, count = record["batch"]
+        assert first <= record["offset"] < first + count
+    batches = Counter((r["partition"], tuple(r["batch"])) for r in records)
+    for (partition, (first, count)), seen in batches.items():
+        assert seen == count, f"batch {first}+{count} of partition {partition} delivered {seen} records"
+
+
 def test_starting_offsets_latest_timestamp_and_committed(
     embedded_stack: RunningStack, bootstrap: str, tmp_path: Path
 ) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 import pytest
+from confluent_kafka import Producer
 
 from bench.fraud_traffic import OfflineScorer, Writer, expected_alerts, generate
 from flink_jobs.avro import RegistryConfig, decode
@@ -213,6 +214,33 @@ def test_a_rule_published_while_the_job_runs_changes_the_alerts(scenario: Scenar
     assert any(f"[{CATCH_RULE['rule_id']} v1]" in reason for reason in fired[-1]["reasons"])
     jobs = json.loads(scenario.cli("jobs", "list", "--json").stdout)
     assert [j["state"] for j in jobs if j["id"] == scenario.job_id] == ["RUNNING"]  # no restart
+
+
+def test_malformed_transactions_and_rules_go_to_the_dlq_and_the_job_keeps_scoring(scenario: Scenario) -> None:
+    fraud = scenario.settings.fraud
+    producer = Producer(scenario.settings.kafka.client_config())
+    producer.produce(fraud.card_topic, b"\x00\x00\x00", key=b"card-x")  # too short for the wire format
+    producer.produce(fraud.rules_topic, b"not avro", key=b"\x00\x00\x00\x00\x00")  # framed, empty body
+    producer.flush(10)
+
+    def from_topics(records: list[Any]) -> dict[str, dict[str, bytes | None]]:
+        found = {}
+        for record in records:
+            headers = dict(record.headers)
+            source = (headers.get("dlq.source.topic") or b"").decode()
+            if source in (fraud.card_topic, fraud.rules_topic):
+                found[source] = headers
+        return found
+
+    dead = from_topics(read_topic(scenario.settings, "riverbank.dlq", idle_s=60, timeout_s=60,
+                                  until=lambda rs: len(from_topics(rs)) == 2))  # fmt: skip
+    assert set(dead) == {fraud.card_topic, fraud.rules_topic}
+    assert dead[fraud.card_topic]["dlq.stage"] == b"decode"
+    assert b"too short" in (dead[fraud.card_topic]["dlq.reason"] or b"")
+    assert dead[fraud.rules_topic]["dlq.stage"] == b"rule"
+    # Still scoring with the same rules: the next batch's alerts are the expected ones.
+    expected = scenario.batch(seed=31, count=400)
+    assert by_event(scenario.alerts(set(expected)), set(expected)) == expected
 
 
 def taskmanager(stack: RunningStack) -> psutil.Process:

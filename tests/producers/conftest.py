@@ -43,6 +43,8 @@ class Record:
     key: Any
     value: Any
     headers: dict[str, bytes]
+    #: The Kafka record's timestamp (ms).
+    timestamp: int = 0
 
 
 def read_topics(
@@ -93,7 +95,15 @@ def read_topics(
                     key = deserializer(key, SerializationContext(topic, MessageField.KEY))
                     value = deserializer(value, SerializationContext(topic, MessageField.VALUE))
                 records.append(
-                    Record(topic, msg.partition(), msg.offset(), key, value, dict(msg.headers() or []))
+                    Record(
+                        topic,
+                        msg.partition(),
+                        msg.offset(),
+                        key,
+                        value,
+                        dict(msg.headers() or []),
+                        msg.timestamp()[1],
+                    )
                 )
                 last_new = now
             if not batch and now - last_new >= idle_s and done(records):

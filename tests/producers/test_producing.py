@@ -17,7 +17,7 @@ from infra.stack.supervisor import Supervisor
 from producers import geo
 from producers.bank import BankSize, build_bank
 from producers.bankdb import connect
-from producers.model import FraudLabel, Stream, event_id_of
+from producers.model import FraudLabel, Stream, event_id_of, event_time_ms_of
 from producers.publisher import AvroPublisher, ProducerOptions
 from producers.runner import RunOptions, RunReport, produce, simulation_config
 from producers.simulation import Simulation
@@ -107,6 +107,8 @@ def test_records_decode_with_the_registered_schemas(all_streams_run: dict[str, A
         assert isinstance(record.key, str)
         event = events[record_id(record)]
         value = record.value
+        # The Kafka timestamp is the event time: the fraud job's watermarks are built on it.
+        assert record.timestamp == event_time_ms_of(event)
         if record.topic == TOPICS[Stream.TRANSACTIONS]:
             assert record.key == value["card_id"] == event.card.token
             assert value["amount"] == Decimal(event.amount_minor).scaleb(-2)

@@ -8,7 +8,9 @@ offset, timestamp, key, value, headers; bytes as hex), its key and headers are c
     python kafka_pipeline.py --checkpoint-dir DIR [--restore-from CHK] --pipeline JSON ...
 
 Pipeline JSON keys: topics, output_topic, starting_offsets ("earliest" | "latest" | "committed" |
-{"timestamp_ms": N}), group_id, guarantee, prefix, defer (bool), discovery_ms, isolation_level.
+{"timestamp_ms": N}), group_id, guarantee, prefix, defer (bool), discovery_ms, isolation_level,
+batches (bool: the source's batch mode, keyed by partition, a keyed Python function packing its
+outputs, then the connector's Unbatch; each value then also names the batch's key).
 Settings (the broker) come from RIVERBANK_* variables, as for every Riverbank program.
 """
 
@@ -20,16 +22,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyflink.common import Configuration, Row
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import KeyedProcessFunction, StreamExecutionEnvironment
 
+from flink_jobs.batches import OutputBatch, records
 from flink_jobs.kafka import (
     KafkaSinkOptions,
     KafkaSourceOptions,
     configure_environment,
     kafka_sink,
     kafka_source,
+    keyed_by_partition,
+    packed_output_type,
     sink_row_type,
+    source_batch_type,
     source_row_type,
+    unbatched,
     watermark_strategy,
 )
 from riverbank.settings import load_settings
@@ -48,6 +55,30 @@ def describe(row: Row) -> Row:
         "headers": {k: None if v is None else bytes(v).hex() for k, v in headers.items()},
     }
     return Row(None, row["key"], json.dumps(value, sort_keys=True).encode(), headers, None, None)
+
+
+class DescribeBatch(KeyedProcessFunction):  # type: ignore[misc]
+    """A source batch -> the packed output records describing each of its records."""
+
+    def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Any:
+        topic, partition, first_offset, count = batch[0], batch[1], batch[2], batch[3]
+        out = OutputBatch()
+        for record in records(batch[5]):
+            headers = {name: value for name, value in record.headers if value is not None}
+            value = {
+                "topic": topic,
+                "partition": partition,
+                "offset": record.offset,
+                "timestamp": record.timestamp,
+                "key": None if record.key is None else record.key.hex(),
+                "value": None if record.value is None else record.value.hex(),
+                "headers": {k: v.hex() for k, v in headers.items()},
+                "batch_key": ctx.get_current_key(),
+                "batch": [first_offset, count],
+            }
+            out.add(None, record.key, json.dumps(value, sort_keys=True).encode(), headers=headers,
+                    timestamp=record.timestamp)  # fmt: skip
+        yield out.to_bytes()
 
 
 def starting(spec: Any) -> Any:
@@ -90,6 +121,7 @@ def main() -> None:
                 group_id=spec.get("group_id"),
                 starting_offsets=starting(spec.get("starting_offsets", "earliest")),
                 partition_discovery_interval=timedelta(milliseconds=spec.get("discovery_ms", 1000)),
+                emit_batches=spec.get("batches", False),
                 properties=properties,
             ),
         )
@@ -102,15 +134,15 @@ def main() -> None:
                 defer_sends=spec.get("defer", True),
             ),
         )
-        rows = env.from_source(
-            source,
-            watermark_strategy(timedelta(seconds=1), idleness=timedelta(seconds=5)),
-            f"kafka-{index}",
-            source_row_type(),
-        )
-        rows.map(describe, output_type=sink_row_type()).name(f"describe-{index}").sink_to(sink).name(
-            f"sink-{index}"
-        )
+        watermarks = watermark_strategy(timedelta(seconds=1), idleness=timedelta(seconds=5))
+        if spec.get("batches"):
+            batches = env.from_source(source, watermarks, f"kafka-{index}", source_batch_type())
+            packed = keyed_by_partition(batches).process(DescribeBatch(), packed_output_type())
+            described = unbatched(packed.name(f"describe-{index}"))
+        else:
+            rows = env.from_source(source, watermarks, f"kafka-{index}", source_row_type())
+            described = rows.map(describe, output_type=sink_row_type()).name(f"describe-{index}")
+        described.sink_to(sink).name(f"sink-{index}")
     env.execute("riverbank-connector-test")
 
 

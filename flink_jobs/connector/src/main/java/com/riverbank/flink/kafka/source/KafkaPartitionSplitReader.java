@@ -31,9 +31,10 @@ import org.slf4j.LoggerFactory;
 /**
  * Reads the assigned partitions with one KafkaConsumer (manual assignment, no group membership).
  * Runs on the fetcher thread, which owns the consumer: offset commits requested by the reader on
- * checkpoint completion are queued and sent from here.
+ * checkpoint completion are queued and sent from here. Each element it hands the reader is one
+ * poll's records of one partition (a chunk), which the emitter turns into rows or one batch row.
  */
-final class KafkaPartitionSplitReader implements SplitReader<ConsumerRecord<byte[], byte[]>, KafkaPartitionSplit> {
+final class KafkaPartitionSplitReader implements SplitReader<List<ConsumerRecord<byte[], byte[]>>, KafkaPartitionSplit> {
     private static final Logger LOG = LoggerFactory.getLogger(KafkaPartitionSplitReader.class);
 
     private final KafkaConsumer<byte[], byte[]> consumer;
@@ -68,7 +69,7 @@ final class KafkaPartitionSplitReader implements SplitReader<ConsumerRecord<byte
     }
 
     @Override
-    public RecordsWithSplitIds<ConsumerRecord<byte[], byte[]>> fetch() {
+    public RecordsWithSplitIds<List<ConsumerRecord<byte[], byte[]>>> fetch() {
         commitRequested();
         if (assigned.isEmpty()) {
             return PartitionRecords.EMPTY;
@@ -140,12 +141,12 @@ final class KafkaPartitionSplitReader implements SplitReader<ConsumerRecord<byte
         consumer.close(CloseOptions.timeout(Duration.ofSeconds(5)));
     }
 
-    /** One poll's records grouped by split, in the order the consumer returned them. */
-    static final class PartitionRecords implements RecordsWithSplitIds<ConsumerRecord<byte[], byte[]>> {
+    /** One poll's records grouped by split, in the order the consumer returned them: one chunk per split. */
+    static final class PartitionRecords implements RecordsWithSplitIds<List<ConsumerRecord<byte[], byte[]>>> {
         static final PartitionRecords EMPTY = new PartitionRecords(Collections.emptyMap());
 
         private final Iterator<Map.Entry<String, List<ConsumerRecord<byte[], byte[]>>>> splits;
-        private Iterator<ConsumerRecord<byte[], byte[]>> current = Collections.emptyIterator();
+        private List<ConsumerRecord<byte[], byte[]>> current;
 
         PartitionRecords(Map<String, List<ConsumerRecord<byte[], byte[]>>> bySplit) {
             this.splits = bySplit.entrySet().iterator();
@@ -157,13 +158,15 @@ final class KafkaPartitionSplitReader implements SplitReader<ConsumerRecord<byte
                 return null;
             }
             Map.Entry<String, List<ConsumerRecord<byte[], byte[]>>> next = splits.next();
-            current = next.getValue().iterator();
+            current = next.getValue();
             return next.getKey();
         }
 
         @Override
-        public ConsumerRecord<byte[], byte[]> nextRecordFromSplit() {
-            return current.hasNext() ? current.next() : null;
+        public List<ConsumerRecord<byte[], byte[]>> nextRecordFromSplit() {
+            List<ConsumerRecord<byte[], byte[]>> chunk = current;
+            current = null;
+            return chunk;
         }
 
         @Override

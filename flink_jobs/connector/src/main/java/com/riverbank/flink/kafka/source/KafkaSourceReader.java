@@ -16,6 +16,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
 
 import com.riverbank.flink.kafka.KafkaRows;
+import com.riverbank.flink.kafka.RecordBatches;
 
 /**
  * The source reader: the base class multiplexes all assigned partitions over one fetcher thread and
@@ -24,7 +25,7 @@ import com.riverbank.flink.kafka.KafkaRows;
  * completion.
  */
 final class KafkaSourceReader
-        extends SingleThreadMultiplexSourceReaderBase<ConsumerRecord<byte[], byte[]>, Row, KafkaPartitionSplit, KafkaSplitState> {
+        extends SingleThreadMultiplexSourceReaderBase<List<ConsumerRecord<byte[], byte[]>>, Row, KafkaPartitionSplit, KafkaSplitState> {
 
     private final Queue<Map<TopicPartition, Long>> commitRequests;
     private final boolean commitOnCheckpoint;
@@ -37,7 +38,7 @@ final class KafkaSourceReader
             Queue<Map<TopicPartition, Long>> commitRequests) {
         super(
                 () -> new KafkaPartitionSplitReader(source, context.getIndexOfSubtask(), commitRequests),
-                new Emitter(),
+                source.emitsBatches() ? new BatchEmitter() : new RowEmitter(),
                 context.getConfiguration(),
                 context);
         this.commitRequests = commitRequests;
@@ -86,13 +87,33 @@ final class KafkaSourceReader
         return state.toSplit();
     }
 
-    /** Turns a record into a row on the split's own output, with the record's timestamp. */
-    static final class Emitter implements RecordEmitter<ConsumerRecord<byte[], byte[]>, Row, KafkaSplitState> {
+    /** Emits each record of a chunk as a source row, with the record's timestamp. */
+    static final class RowEmitter implements RecordEmitter<List<ConsumerRecord<byte[], byte[]>>, Row, KafkaSplitState> {
         @Override
         public void emitRecord(
-                ConsumerRecord<byte[], byte[]> record, SourceOutput<Row> output, KafkaSplitState state) {
-            output.collect(KafkaRows.fromRecord(record), record.timestamp());
-            state.advancePast(record.offset());
+                List<ConsumerRecord<byte[], byte[]>> chunk, SourceOutput<Row> output, KafkaSplitState state) {
+            for (ConsumerRecord<byte[], byte[]> record : chunk) {
+                output.collect(KafkaRows.fromRecord(record), record.timestamp());
+                state.advancePast(record.offset());
+            }
+        }
+    }
+
+    /**
+     * Emits a chunk as one batch row (see {@link RecordBatches}) stamped with its newest record
+     * timestamp: the split's watermark generator sees the chunk's maximum, which is all a
+     * bounded-out-of-orderness watermark depends on.
+     */
+    static final class BatchEmitter implements RecordEmitter<List<ConsumerRecord<byte[], byte[]>>, Row, KafkaSplitState> {
+        @Override
+        public void emitRecord(
+                List<ConsumerRecord<byte[], byte[]>> chunk, SourceOutput<Row> output, KafkaSplitState state) {
+            if (chunk.isEmpty()) {
+                return;
+            }
+            Row batch = RecordBatches.fromRecords(chunk);
+            output.collect(batch, (Long) batch.getField(RecordBatches.MAX_TIMESTAMP));
+            state.advancePast(chunk.get(chunk.size() - 1).offset());
         }
     }
 }

@@ -20,10 +20,12 @@ import org.apache.kafka.common.TopicPartition;
 
 import com.riverbank.flink.kafka.KafkaClientConfig;
 import com.riverbank.flink.kafka.KafkaRows;
+import com.riverbank.flink.kafka.RecordBatches;
 
 /**
  * Riverbank's FLIP-27 Kafka source: unbounded, one split per partition, emitting
- * {@link KafkaRows#SOURCE_TYPE} rows. Build it with {@link #builder()}.
+ * {@link KafkaRows#SOURCE_TYPE} rows, or {@link RecordBatches#BATCH_TYPE} rows (one per partition
+ * and poll) when built with {@code setEmitBatches(true)}. Build it with {@link #builder()}.
  */
 public final class RiverbankKafkaSource
         implements Source<Row, KafkaPartitionSplit, KafkaEnumeratorState>, ResultTypeQueryable<Row> {
@@ -37,6 +39,7 @@ public final class RiverbankKafkaSource
     private final long discoveryIntervalMs;
     private final boolean commitOffsetsOnCheckpoint;
     private final long pollTimeoutMs;
+    private final boolean emitBatches;
 
     private RiverbankKafkaSource(Builder b) {
         this.clientConfig = b.clientConfig;
@@ -47,6 +50,7 @@ public final class RiverbankKafkaSource
         this.discoveryIntervalMs = b.discoveryIntervalMs;
         this.commitOffsetsOnCheckpoint = b.commitOffsetsOnCheckpoint;
         this.pollTimeoutMs = b.pollTimeoutMs;
+        this.emitBatches = b.emitBatches;
     }
 
     public static Builder builder() {
@@ -87,7 +91,11 @@ public final class RiverbankKafkaSource
 
     @Override
     public TypeInformation<Row> getProducedType() {
-        return KafkaRows.SOURCE_TYPE;
+        return emitBatches ? RecordBatches.BATCH_TYPE : KafkaRows.SOURCE_TYPE;
+    }
+
+    boolean emitsBatches() {
+        return emitBatches;
     }
 
     KafkaClientConfig clientConfig() {
@@ -136,6 +144,7 @@ public final class RiverbankKafkaSource
         private long discoveryIntervalMs = 30_000;
         private boolean commitOffsetsOnCheckpoint = true;
         private long pollTimeoutMs = 100;
+        private boolean emitBatches;
 
         /** A Java Kafka client setting (bootstrap.servers, security.protocol, isolation.level...). */
         public Builder setProperty(String key, String value) {
@@ -179,6 +188,15 @@ public final class RiverbankKafkaSource
 
         public Builder setPollTimeoutMs(long timeoutMs) {
             pollTimeoutMs = timeoutMs;
+            return this;
+        }
+
+        /**
+         * Emit one {@link RecordBatches#BATCH_TYPE} row per partition and poll instead of one row
+         * per record: for Python consumers, whose cost is per element crossing into Python.
+         */
+        public Builder setEmitBatches(boolean batches) {
+            emitBatches = batches;
             return this;
         }
 
