@@ -67,4 +67,15 @@ def run_demo(settings: Settings, console: Console) -> bool:
     result = status(settings)
     console.print(status_table(result))
     console.print("Stop the stack with: [bold]uv run riverbank down[/]")
-    return result.healthy and cdc_ok and alerts > 0
+    missing = [
+        what
+        for what, ok in (
+            ("a component is not healthy (see the status table)", result.healthy),
+            ("the CDC change did not arrive (step 6)", cdc_ok),
+            ("the fraud job wrote no alert (step 7)", alerts > 0),
+        )
+        if not ok
+    ]
+    for what in missing:
+        console.print(f"[red]demo incomplete:[/] {what}")
+    return not missing
