@@ -2,10 +2,10 @@
 
 Built for Python functions inside Flink: a :class:`RegistryConfig` is small and picklable, so a job
 ships it with its functions; each worker keeps one module-level :class:`SchemaCache` per registry
-(schemas fetched once by id, subjects resolved once), then decodes and encodes with fastavro
-without further HTTP. Records are decoded and encoded by code compiled per schema
-(:mod:`flink_jobs.avro_decoder`, :mod:`producers.avro_encoder`): the same values and bytes as
-fastavro, in a half to a third of its time. Works in both virtualenvs (only httpx and fastavro).
+(schemas fetched once by id, subjects resolved once), then decodes and encodes without further
+HTTP, with code compiled per schema (:mod:`flink_jobs.avro_decoder`, :mod:`producers.avro_encoder`):
+the same values and bytes as fastavro, in a half to a third of its time. Works in both
+virtualenvs (only httpx and fastavro).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def schema_id_of(payload: bytes) -> int:
 
 
 def decode(config: RegistryConfig, payload: bytes) -> Any:
-    """The record (logical types decoded: Decimal, datetime, str uuids) in ``payload``."""
+    """The record in ``payload``, logical types decoded as fastavro does (Decimal, datetime, UUID)."""
     schema_id = schema_id_of(payload)
     try:
         return schema_cache(config).decoder(schema_id)(payload, _HEADER.size)

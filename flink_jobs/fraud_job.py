@@ -181,7 +181,7 @@ class ScoreBatches(KeyedBroadcastProcessFunction):  # type: ignore[misc,unused-i
         rules = self._current_rules(ctx)
         watermark = ctx.timer_service().current_watermark()
         watermark_ms = None if watermark <= _NO_WATERMARK else watermark
-        partition_id = f"{topic}:{partition}"
+        partition_id = ctx.get_current_key()  # "topic:partition", set by kafka.keyed_by_partition
         config, registry = self.config, self.config.registry
         out = OutputBatch()
         changed: dict[str, KeyState] = {}

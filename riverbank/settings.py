@@ -257,7 +257,8 @@ class FraudSettings(_Section):
     #: Alerts are raised when the combined (noisy-OR) score reaches this.
     alert_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Card and account states kept decoded in each scoring worker (least recently used dropped
-    #: first; a dropped state is read back from Flink state). About 2-4 KiB each.
+    #: first; a dropped state is read back from Flink state). About 2 KiB for a card with a dozen
+    #: remembered events (measured), more for busy ones (at most 512 events are remembered).
     state_cache_entries: int = Field(default=100_000, ge=1)
     #: Bounded out-of-orderness of the event-time watermark (per input partition, on the records'
     #: Kafka timestamps, which producers set to the event time); events behind it are flagged late.
