@@ -7,12 +7,18 @@ the fraud job with the settings' tuning (override with --bundle-size etc.), then
   generator's labels (the records `riverbank produce` writes to fraud.labels, taken here from the
   same seeded simulation);
 - latency produce -> scored record and produce -> alert (p50/p99/max) at each rate, paced for the
-  run length (120 s each by default; --quick: 20 s);
+  run length (120 s each by default; --quick: 20 s), split at the scorer (the scored record's
+  ``scored_at``): into the job, and out of it to a consumer;
 - maximum sustained throughput: the rate at which the job drains a backlog;
+- CPU per process of the stack over each phase (the broker's included: Tansu's fetch cost grows
+  with the batches it holds, see ARCHITECTURE.md);
 - RSS of the JobManager, the TaskManager (thread mode runs the Python workers inside it) and any
   separate Python worker processes.
 
-Generator, checker and Flink share the machine's cores, so figures are pessimistic. Never asserts.
+The load generator batches as Riverbank's producers do (``--producer-linger-ms``); its linger
+counts in the latency. The checker reads with the job's fetch wait and takes each record as soon
+as a poll returns it. Generator, checker, broker and Flink share the machine's cores, so figures
+are pessimistic. Never asserts.
 """
 
 from __future__ import annotations
@@ -34,8 +40,10 @@ from flink_jobs import runner
 from flink_jobs.avro import RegistryConfig, decode
 from flink_jobs.rules_topic import DEFAULT_RULES_FILE, load_rule_file, publish_rules
 from flink_jobs.schemas import ensure_fraud_subjects
+from fraud.events import millis
 from fraud.rules import RuleSet
 from infra.topics import TopicSpec, ensure_topics
+from producers.publisher import ProducerOptions
 from riverbank.settings import Settings, load_settings
 from tests.stack_harness import environ, running_stack
 
@@ -46,6 +54,8 @@ class Arrivals:
 
     settings: Settings
     scored: dict[str, int] = field(default_factory=dict)
+    #: When the job scored each event (the scored record's ``scored_at``, the job's clock).
+    scored_at: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -57,7 +67,9 @@ class Arrivals:
                 **self.settings.kafka.client_config(),
                 "group.id": f"bench-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 100,
+                # An alert consumer: it waits on the broker as the job's source does (Tansu answers a
+                # long poll only when the wait expires, so each hop adds up to half of it).
+                "fetch.wait.max.ms": fraud.fetch_max_wait_ms,
                 "session.timeout.ms": 6000,
                 "heartbeat.interval.ms": 2000,
             }
@@ -69,13 +81,20 @@ class Arrivals:
         consumer.assign(assignments)
         try:
             while not self.stop.is_set():
-                for msg in consumer.consume(500, 0.1):
+                # consume(n, timeout) waits for n messages or the timeout, which would add up to
+                # the timeout to every latency: wait for the first, then take what is already here.
+                first = consumer.poll(0.1)
+                if first is None:
+                    continue
+                for msg in [first, *consumer.consume(1000, 0)]:
                     if msg.error():
                         continue
                     now = time.time_ns() // 1_000_000
                     record = decode(registry, msg.value())
                     if msg.topic() == fraud.scored_topic:
-                        self.scored.setdefault(str(record["event_id"]), now)
+                        event_id = str(record["event_id"])
+                        self.scored.setdefault(event_id, now)
+                        self.scored_at.setdefault(event_id, millis(record["scored_at"]))
                     else:
                         self.alerts.setdefault(
                             str(record["source_event_id"]), (now, tuple(record["rule_ids"]))
@@ -154,9 +173,11 @@ class Bench:
             if delay > 0:
                 time.sleep(delay)
 
+        meter = CpuMeter(stack_processes(str(self.settings.stack.state_dir)))
         sent = self.writer.send(events, pace=pace)
         self.writer.flush()
         elapsed = time.monotonic() - started
+        cpu = meter.report()  # while paced: the drain below would add the catch-up's load
         ids = [str(r["event_id"]) for _, r in events]
         wait_until(lambda: all(i in self.arrivals.scored for i in ids), 120)
         sent_ms = self.writer.sent_ms
@@ -164,6 +185,10 @@ class Bench:
         warm = [i for i in ids if sent_ms[i] >= sent_ms[ids[0]] + 5000] or ids
         scored = [self.arrivals.scored[i] - sent_ms[i] for i in warm if i in self.arrivals.scored]
         alerted = [self.arrivals.alerts[i][0] - sent_ms[i] for i in warm if i in self.arrivals.alerts]
+        # The split at the scorer (one machine, one clock): into the job, and out to a consumer.
+        arrived = [i for i in warm if i in self.arrivals.scored]
+        inbound = [self.arrivals.scored_at[i] - sent_ms[i] for i in arrived]
+        outbound = [self.arrivals.scored[i] - self.arrivals.scored_at[i] for i in arrived]
         missing = sum(i not in self.arrivals.scored for i in ids)
         print(
             f"latency at {rate:,}/s for {seconds:.0f}s: sent {sent:,} at {sent / elapsed:,.0f}/s; "
@@ -172,6 +197,12 @@ class Bench:
             f"{percentile(alerted, 0.5):.0f} ms p99 {percentile(alerted, 0.99):.0f} ms (n={len(alerted):,}); "
             f"not scored within 120 s: {missing}"
         )
+        print(
+            f"  split at the scorer: produce->scorer p50 {percentile(inbound, 0.5):.0f} ms "
+            f"p99 {percentile(inbound, 0.99):.0f} ms; "
+            f"scorer->consumer p50 {percentile(outbound, 0.5):.0f} ms p99 {percentile(outbound, 0.99):.0f} ms"
+        )
+        print(cpu)
 
     def throughput(self, count: int) -> None:
         batch = self.batch(count)
@@ -180,7 +211,9 @@ class Bench:
         self.writer.send(batch.events)
         self.writer.flush()
         produce_s = time.monotonic() - started
+        meter = CpuMeter(stack_processes(str(self.settings.stack.state_dir)))
         wait_until(lambda: all(i in self.arrivals.scored for i in ids), 600)
+        cpu = meter.report()
         times = sorted(self.arrivals.scored[i] for i in ids if i in self.arrivals.scored)
         # The middle 80% of arrivals: the steady drain, without start-up and tail.
         lo, hi = times[len(times) // 10], times[len(times) * 9 // 10]
@@ -189,6 +222,70 @@ class Bench:
             f"throughput: backlog of {len(ids):,} events (produced in {produce_s:.1f}s) drained at "
             f"{rate:,.0f} events/s; scored {len(times):,}"
         )
+        print(cpu)
+
+
+def stack_processes(state_dir: str) -> dict[str, list[psutil.Process]]:
+    """The bench stack's processes by role: the children of its supervisord (found by the state
+    directory in its command line), their own children, and this process (generator + checker)."""
+    roles: dict[str, list[psutil.Process]] = {"bench (generator, checker)": [psutil.Process()]}
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "supervisord" not in cmdline or state_dir not in cmdline:
+            continue
+        for child in proc.children(recursive=True):
+            try:
+                text = " ".join(child.cmdline())
+            except psutil.Error:
+                continue
+            role = next((name for marker, name in _ROLES if marker in text), None)
+            if role is not None:
+                roles.setdefault(role, []).append(child)
+    return roles
+
+
+#: Command-line markers of the stack's processes (first match wins).
+_ROLES = (
+    ("StandaloneSessionClusterEntrypoint", "JobManager"),
+    ("TaskManagerRunner", "TaskManager"),
+    ("kafka_guard", "broker guard"),
+    ("tansu", "broker (Tansu)"),
+    ("registry serve", "registry"),
+    ("s3_server", "local S3"),
+    ("pyflink", "Python workers"),
+)
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by each role of the stack over a phase, in % of one core (2 cores: 200% at most)."""
+
+    roles: dict[str, list[psutil.Process]]
+    started: float = field(default_factory=time.monotonic)
+    used: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.used = self._cpu()
+
+    def _cpu(self) -> dict[str, float]:
+        used = {}
+        for role, procs in self.roles.items():
+            total = 0.0
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                total += times.user + times.system
+            used[role] = total
+        return used
+
+    def report(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-3)
+        now = self._cpu()
+        shares = {role: 100 * (now[role] - self.used.get(role, 0.0)) / elapsed for role in now}
+        ordered = sorted(shares.items(), key=lambda item: -item[1])
+        return "  cpu (% of one core): " + ", ".join(f"{role} {share:.0f}" for role, share in ordered)
 
 
 def rss_report(state_dir: str) -> None:
@@ -257,7 +354,7 @@ def fraud_stack(overrides: dict[str, str], broker_storage: str) -> Iterator[Sett
                 f"{fraud.python_execution_mode} mode, bundle {fraud.bundle_size} records / "
                 f"{fraud.bundle_time_ms} ms, "
                 f"buffer timeout {fraud.buffer_timeout_ms} ms, fetch wait {fraud.fetch_max_wait_ms} ms, "
-                f"sink {fraud.sink_guarantee}",
+                f"sink {fraud.sink_guarantee}; gc freeze {fraud.freeze_gc}",
                 flush=True,
             )
             yield settings
@@ -286,6 +383,13 @@ def main() -> None:
     ):
         parser.add_argument(f"--{name}")
     parser.add_argument(
+        "--producer-linger-ms",
+        type=int,
+        default=ProducerOptions().linger_ms,
+        help="the load generator's linger (default: Riverbank's producers'); it counts in the latency, "
+        "and fewer, larger batches cost Tansu less",
+    )
+    parser.add_argument(
         "--parallelism", type=int, help="of the job (process mode runs a Python worker per subtask)"
     )
     args = parser.parse_args()
@@ -304,12 +408,16 @@ def main() -> None:
     }
     if args.parallelism is not None:
         overrides["RIVERBANK_FLINK__PARALLELISM"] = str(args.parallelism)
-    print(f"broker storage: {args.broker_storage}; parallelism {args.parallelism or 'from settings'}")
+    print(
+        f"broker storage: {args.broker_storage}; parallelism {args.parallelism or 'from settings'}; "
+        f"load generator linger {args.producer_linger_ms} ms"
+    )
     with fraud_stack(overrides, args.broker_storage) as settings:
         arrivals = Arrivals(settings)
         thread = threading.Thread(target=arrivals.run, daemon=True)
         thread.start()
-        bench = Bench(settings, arrivals, Writer(settings), next_start_ms=int(time.time() * 1000) - 3_600_000)
+        writer = Writer(settings, linger_ms=args.producer_linger_ms)
+        bench = Bench(settings, arrivals, writer, next_start_ms=int(time.time() * 1000) - 3_600_000)
         try:
             bench.quality(args.quality_events)
             for rate in (int(r) for r in args.rates.split(",")):

@@ -61,6 +61,7 @@ from flink_jobs.kafka import (
 from flink_jobs.runner import JOB_NAMES
 from flink_jobs.schemas import ensure_fraud_subjects
 from flink_jobs.state_cache import StateCache
+from flink_jobs.worker_gc import freeze_survivors_of_full_collections
 from fraud.events import Source
 from fraud.job import apply_rule_update, initial_rules, score, state_key, to_event
 from fraud.rules import Rule, RuleSet
@@ -90,6 +91,7 @@ class JobConfig:
     threshold: float
     state_cache_entries: int
     process_mode: bool
+    freeze_gc: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobConfig:
@@ -102,6 +104,7 @@ class JobConfig:
             threshold=fraud.alert_threshold,
             state_cache_entries=fraud.state_cache_entries,
             process_mode=fraud.python_execution_mode == "process",
+            freeze_gc=fraud.freeze_gc,
         )
 
 
@@ -149,6 +152,8 @@ class ScoreBatches(KeyedBroadcastProcessFunction):  # type: ignore[misc,unused-i
         self.alert_value = Encoder(registry, f"{self.config.alerts_topic}-value")
         self.alert_key = Encoder(registry, f"{self.config.alerts_topic}-key")
         self._rules = None  # rebuilt from broadcast state (restored on recovery) on first use
+        if self.config.freeze_gc:
+            freeze_survivors_of_full_collections()
 
     def _put_all(self, states: dict[str, Any]) -> None:
         if self.config.process_mode:

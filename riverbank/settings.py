@@ -281,6 +281,10 @@ class FraudSettings(_Section):
     buffer_timeout_ms: int = Field(default=5, ge=0)
     fetch_max_wait_ms: int = Field(default=100, ge=0)
     auto_watermark_interval_ms: int = Field(default=200, ge=1)
+    #: Freeze the scoring worker's long-lived objects out of Python's cyclic garbage collector
+    #: after each full collection, so that a pause does not grow with the state cache
+    #: (flink_jobs/worker_gc.py).
+    freeze_gc: bool = True
 
 
 class LakeSettings(_Section):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -67,14 +66,24 @@ class Scenario:
         assert result.returncode == 0, f"riverbank {' '.join(args)}: {result.stderr}\n{result.stdout}"
         return result
 
-    def batch(self, seed: int, count: int) -> dict[str, tuple[tuple[str, ...], float, str]]:
-        """Generate, produce and score offline the next batch; its expected alerts."""
+    def next_batch(
+        self, seed: int, count: int
+    ) -> tuple[list[tuple[Source, dict[str, Any]]], dict[str, tuple[tuple[str, ...], float, str]]]:
+        """Generate and score offline the next batch (not produced yet): its events and expected alerts."""
         batch = generate(seed, count, self.next_start_ms)
         self.next_start_ms = batch.end_ms + 1000
         self.last_events = batch.events
-        self.writer.send(batch.events)
+        return batch.events, expected_alerts(self.scorer.run(batch.events, self.rules))
+
+    def send(self, events: list[tuple[Source, dict[str, Any]]]) -> None:
+        self.writer.send(events)
         self.writer.flush()
-        return expected_alerts(self.scorer.run(batch.events, self.rules))
+
+    def batch(self, seed: int, count: int) -> dict[str, tuple[tuple[str, ...], float, str]]:
+        """Generate, produce and score offline the next batch; its expected alerts."""
+        events, expected = self.next_batch(seed, count)
+        self.send(events)
+        return expected
 
     def alerts(self, until_ids: set[str], timeout: float = 90) -> list[dict[str, Any]]:
         """Every alert on the alerts topic (read_committed), read until all ``until_ids`` are in."""
@@ -267,14 +276,19 @@ def dies(proc: psutil.Process, timeout_s: float = 15.0) -> bool:
 
 
 def test_kill_taskmanager_mid_stream_restores_from_checkpoint(scenario: Scenario) -> None:
+    events, expected = scenario.next_batch(seed=21, count=3000)
+    half = len(events) // 2
+    first = {str(record["event_id"]) for _, record in events[:half]}
+    after_kill = set(expected) - first
+    assert after_kill and len(after_kill) < len(expected)  # alerts on both sides of the kill
+    # The job is scoring this stream (the first half's alerts are out) when its TaskManager dies;
+    # the second half is produced while it is down, so only the restored job can alert on it.
+    scenario.send(events[:half])
+    scenario.alerts(set(expected) & first)
     victim = taskmanager(scenario.stack)
-    killer = threading.Timer(2.0, lambda: os.kill(victim.pid, signal.SIGKILL))
-    killer.start()
-    try:
-        expected = scenario.batch(seed=21, count=3000)  # produced while the TaskManager dies
-    finally:
-        killer.join()
+    os.kill(victim.pid, signal.SIGKILL)
     assert dies(victim)
+    scenario.send(events[half:])
     alerts = scenario.alerts(set(expected), timeout=180)
     ids = [str(a["source_event_id"]) for a in alerts if str(a["source_event_id"]) in expected]
     assert by_event(alerts, set(expected)) == expected  # each expected alert, none different
