@@ -2,7 +2,8 @@
 
 The crash test kills sinks with SIGKILL twenty times. Importing pyiceberg and pyarrow takes seconds
 on a busy machine, so this process imports once, then forks one sink per line read on stdin and
-prints the child's pid; the child prints ``open`` once it is consuming. Nothing that starts
+prints ``pid <child's pid>``; the child prints ``open <its pid>`` once it is consuming (a child
+killed during start-up may still have printed it, so the reader matches the pid). Nothing that starts
 threads (Kafka clients, the catalog's engine) exists before the fork. Settings come from the
 RIVERBANK_* environment; the topics use the payment schema.
 """
@@ -29,7 +30,7 @@ def child(topics: list[str]) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     tables = {t: payment_table(settings, t) for t in topics}
-    run_sink(settings, tables=tables, stop=stop, on_open=lambda _: print("open", flush=True))
+    run_sink(settings, tables=tables, stop=stop, on_open=lambda _: print(f"open {os.getpid()}", flush=True))
 
 
 def main() -> None:
@@ -49,7 +50,7 @@ def main() -> None:
             finally:
                 sys.stdout.flush()
                 os._exit(code)
-        print(pid, flush=True)
+        print(f"pid {pid}", flush=True)
 
 
 if __name__ == "__main__":

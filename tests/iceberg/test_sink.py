@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -279,9 +279,9 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
         for _ in range(rounds):
             zygote.stdin.write("go\n")
             zygote.stdin.flush()
-            pid = int(zygote.stdout.readline())
+            pid = int(next_line(zygote.stdout, "pid"))
             if rng.random() < 0.8:  # most rounds: kill while it consumes and commits
-                assert zygote.stdout.readline().strip() == "open"
+                next_line(zygote.stdout, "open", str(pid))
                 killed_after_open += 1
                 # After 0, 1 or 2 commits, so kills fall before, inside and between commits
                 # however slow the machine is.
@@ -317,6 +317,17 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
         sink.close()
     _assert_exactly_once_prefix(settings, topic, expected)
     assert landed(settings, topic) == len(expected)
+
+
+def next_line(stream: IO[str], kind: str, value: str | None = None) -> str:
+    """The value of the zygote's next ``<kind> <value>`` line, skipping the ``open`` lines of sinks
+    killed earlier (one killed during start-up may have printed it just before its kill)."""
+    while line := stream.readline():
+        found_kind, _, found = line.strip().partition(" ")
+        if found_kind == kind and value in (None, found):
+            return found
+        assert found_kind == "open", f"unexpected line from the sink zygote: {line!r}"
+    raise AssertionError(f"the sink zygote ended while a {kind!r} line was awaited")
 
 
 def _assert_exactly_once_prefix(settings: Settings, topic: str, expected: set[tuple[int, int]]) -> None:
