@@ -244,14 +244,15 @@ def stack_processes(state_dir: str) -> dict[str, list[psutil.Process]]:
     return roles
 
 
-#: Command-line markers of the stack's processes (first match wins).
+#: Command-line markers of the stack's processes (first match wins: the guard's command line names
+#: the Tansu binary, and the local S3 server's names Tansu's bucket).
 _ROLES = (
     ("StandaloneSessionClusterEntrypoint", "JobManager"),
     ("TaskManagerRunner", "TaskManager"),
     ("kafka_guard", "broker guard"),
+    ("s3_server", "local S3"),
     ("tansu", "broker (Tansu)"),
     ("registry serve", "registry"),
-    ("s3_server", "local S3"),
     ("pyflink", "Python workers"),
 )
 
