@@ -215,13 +215,14 @@ class Bench:
         wait_until(lambda: all(i in self.arrivals.scored for i in ids), 600)
         cpu = meter.report()
         times = sorted(self.arrivals.scored[i] for i in ids if i in self.arrivals.scored)
-        # The middle 80% of arrivals: the steady drain, without start-up and tail.
-        lo, hi = times[len(times) // 10], times[len(times) * 9 // 10]
-        rate = (len(times) * 0.8) / max((hi - lo) / 1000, 1e-3)
-        print(
-            f"throughput: backlog of {len(ids):,} events (produced in {produce_s:.1f}s) drained at "
-            f"{rate:,.0f} events/s; scored {len(times):,}"
-        )
+        backlog = f"throughput: backlog of {len(ids):,} events (produced in {produce_s:.1f}s)"
+        if len(times) < 100:  # the job is still behind on earlier phases: no steady drain to time
+            print(f"{backlog}: {len(times):,} scored within 600 s, too few to time a steady drain")
+        else:
+            # The middle 80% of arrivals: the steady drain, without start-up and tail.
+            lo, hi = times[len(times) // 10], times[len(times) * 9 // 10]
+            rate = (len(times) * 0.8) / max((hi - lo) / 1000, 1e-3)
+            print(f"{backlog} drained at {rate:,.0f} events/s; scored {len(times):,}")
         print(cpu)
 
 
