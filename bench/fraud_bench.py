@@ -254,7 +254,7 @@ _ROLES = (
     ("s3_server", "local S3"),
     ("tansu", "broker (Tansu)"),
     ("registry serve", "registry"),
-    ("pyflink", "Python workers"),
+    ("pyflink.fn_execution", "Python workers"),  # process mode (not their bash launcher)
 )
 
 
@@ -263,8 +263,8 @@ class CpuMeter:
     """CPU used by each role of the stack over a phase, in % of one core (2 cores: 200% at most)."""
 
     roles: dict[str, list[psutil.Process]]
-    started: float = field(default_factory=time.monotonic)
-    used: dict[str, float] = field(default_factory=dict)
+    started: float = field(init=False, default_factory=time.monotonic)
+    used: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
         self.used = self._cpu()
@@ -291,26 +291,17 @@ class CpuMeter:
 
 
 def rss_report(state_dir: str) -> None:
-    rows = []
-    for proc in psutil.process_iter(["cmdline", "memory_info"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if state_dir not in cmdline:
-            continue
-        role = (
-            "JobManager"
-            if "StandaloneSessionClusterEntrypoint" in cmdline
-            else ("TaskManager" if "TaskManagerRunner" in cmdline else None)
-        )
-        if role is None:
-            continue
-        rows.append((role, proc.info["memory_info"].rss))
-        if role == "TaskManager":
-            workers = [c for c in proc.children(recursive=True) if "python" in " ".join(c.cmdline())]
-            rows.append(
-                (f"Python workers ({len(workers)} processes)", sum(c.memory_info().rss for c in workers))
-            )
-    for role, rss in rows:
-        print(f"rss: {role:<28} {rss / 2**20:,.0f} MiB")
+    roles = stack_processes(state_dir)
+    for role in ("JobManager", "TaskManager", "Python workers"):
+        procs = roles.get(role, [])
+        rss = 0
+        for proc in procs:
+            try:
+                rss += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        label = f"{role} ({len(procs)} processes)" if role == "Python workers" else role
+        print(f"rss: {label:<28} {rss / 2**20:,.0f} MiB")
     print("rss: (thread mode: the Python workers run inside the TaskManager process)")
 
 
