@@ -61,9 +61,19 @@ def load_lake_catalog(settings: Settings) -> Catalog:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingDependencyError("pyiceberg", "run `make setup` (uv sync, lake group)") from exc
     props = catalog_properties(settings)
-    if props["type"] == "sql":
-        _prepare_local(props["uri"], props["warehouse"])
-    return load_catalog(settings.lake.catalog_name, **props)
+    if props["type"] != "sql":
+        return load_catalog(settings.lake.catalog_name, **props)
+    _prepare_local(props["uri"], props["warehouse"])
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return load_catalog(settings.lake.catalog_name, **props)
+    except OperationalError as exc:
+        # pyiceberg checks for its tables, then creates them: a process that opens a fresh catalog
+        # together with another (the sink and the refresh under `riverbank up`) can lose that race.
+        if "already exists" not in str(exc):
+            raise
+        return load_catalog(settings.lake.catalog_name, **props)
 
 
 def _prepare_local(uri: str, warehouse: str) -> None:
@@ -82,4 +92,14 @@ def ensure_namespaces(catalog: Catalog, settings: Settings) -> None:
         settings.lake.silver_namespace,
         settings.lake.gold_namespace,
     ):
+        ensure_namespace(catalog, namespace)
+
+
+def ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create ``namespace`` if it is missing, also when another process creates it meanwhile (the
+    SQL catalog checks, then inserts: the loser of that race gets a unique-constraint error)."""
+    try:
         catalog.create_namespace_if_not_exists(namespace)
+    except Exception:
+        if not catalog.namespace_exists(namespace):
+            raise

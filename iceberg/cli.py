@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from iceberg.status import is_running, sink_status_file, write_status
 from riverbank import cli
 from riverbank.settings import Settings
 
@@ -26,20 +24,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(lake_app, name="lake")
 
 
-def sink_status_file(settings: Settings) -> Path:
-    """Where a running sink reports itself (the stack's probe reads it)."""
-    return settings.stack.state_dir / "lake" / "sink-status.json"
-
-
-def _write_status(settings: Settings, state: str, stats: Any = None) -> None:
-    path = sink_status_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"pid": os.getpid(), "state": state, "time": time.time()}
-    if stats is not None:
-        data |= {"consumed": stats.consumed, "landed": stats.landed, "quarantined": stats.quarantined}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+def _write_status(settings: Settings, state: str, stats: Any) -> None:
+    counters = {"consumed": stats.consumed, "landed": stats.landed, "quarantined": stats.quarantined}
+    write_status(sink_status_file(settings), state, **counters)
 
 
 @sink_app.command("run", help="Consume the bronze topics and land them exactly once until stopped.")
@@ -166,17 +153,7 @@ def maintain_command(
 
 def sink_is_running(settings: Settings, max_age_s: float = 30.0) -> bool:
     """A sink wrote its status file recently and its process is alive."""
-    import psutil
-
-    try:
-        data = json.loads(sink_status_file(settings).read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(
-        data.get("state") == "running"
-        and time.time() - float(data.get("time", 0)) < max_age_s
-        and psutil.pid_exists(int(data.get("pid", -1)))
-    )
+    return is_running(sink_status_file(settings), max_age_s)
 
 
 def demo_step(settings: Settings, console: Console) -> None:

@@ -36,7 +36,7 @@ DOTENV_FILE = ".env"
 
 Profile = Literal["local", "aws"]
 Component = Literal[
-    "s3", "kafka", "registry", "postgres", "cdc", "flink-jobmanager", "flink-taskmanager", "sink"
+    "s3", "kafka", "registry", "postgres", "cdc", "flink-jobmanager", "flink-taskmanager", "sink", "refresh"
 ]
 ALL_COMPONENTS: tuple[Component, ...] = (
     "s3",
@@ -47,6 +47,7 @@ ALL_COMPONENTS: tuple[Component, ...] = (
     "flink-jobmanager",
     "flink-taskmanager",
     "sink",
+    "refresh",
 )
 
 

@@ -39,11 +39,12 @@ def isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def embedded_stack(request: pytest.FixtureRequest) -> Iterator[RunningStack]:
     """The embedded stack, once per session (per xdist worker); components given by endpoint are not
-    started. Nor are the CDC engine and the bronze sink: no test here relies on them, they ran
-    against every producer test's writes (CPU on two cores), and tests/e2e/test_demo.py runs the
-    whole stack with both; tests/cdc and tests/iceberg run their own engines and sinks."""
+    started. Nor are the CDC engine, the bronze sink and the refresh loop: no test here relies on
+    them, they ran against every producer test's writes (CPU on two cores), and
+    tests/e2e/test_demo.py runs the whole stack with them; tests/cdc and tests/iceberg run their own
+    engines, sinks and refresh."""
     external = {c for c, var in EXTERNAL_ENDPOINTS.items() if os.environ.get(var)}
-    components = [c for c in ALL_COMPONENTS if c not in external and c not in ("cdc", "sink")]
+    components = [c for c in ALL_COMPONENTS if c not in external and c not in ("cdc", "sink", "refresh")]
     with running_stack("session", components) as handle:
         # Endpoints of external components pass through to the CLI and to load_settings().
         handle.env.update({v: os.environ[v] for c, v in EXTERNAL_ENDPOINTS.items() if c in external})

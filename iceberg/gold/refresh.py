@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from iceberg.catalog import ensure_namespace
 from iceberg.gold import aggregates, tables
 from iceberg.silver.expr import (
     AlwaysFalse,
@@ -287,7 +288,7 @@ def _result(
 
 
 def refresh_gold(lake: GoldLake) -> list[TableResult]:
-    lake.catalog.create_namespace_if_not_exists(lake.gold_ns)
+    ensure_namespace(lake.catalog, lake.gold_ns)
     lake.new_pass()
     return [
         refresh_customer_daily(lake),

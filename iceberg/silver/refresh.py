@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from iceberg.catalog import ensure_namespace
 from iceberg.silver import cdc, tables, transform
 from iceberg.silver.merge import (
     BUCKETS_PROPERTY,
@@ -215,7 +216,7 @@ def refresh_events(lake: SilverLake, target: EventTarget) -> TableResult:
 
 
 def refresh_silver(lake: SilverLake) -> list[TableResult]:
-    lake.catalog.create_namespace_if_not_exists(lake.silver_ns)
+    ensure_namespace(lake.catalog, lake.silver_ns)
     results = [refresh_cdc(lake, t) for t in CDC_TARGETS]
     results += [refresh_events(lake, t) for t in EVENT_TARGETS]
     return results

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
 from infra.stack import flink, postgres, probes
 from infra.stack.model import ComponentSpec
 from infra.stack.paths import REPO_ROOT, StatePaths
@@ -35,6 +37,7 @@ def build_components(settings: Settings, paths: StatePaths) -> list[ComponentSpe
         "flink-jobmanager": _flink_jobmanager,
         "flink-taskmanager": _flink_taskmanager,
         "sink": _sink,
+        "refresh": _refresh,
     }
     return [builders[name](settings, paths) for name in builders if name in wanted]
 
@@ -283,7 +286,7 @@ def _sink(settings: Settings, paths: StatePaths) -> ComponentSpec:
         name="sink",
         address=settings.lake.warehouse or "",
         command=[sys.executable, "-m", "riverbank", "sink", "run"],
-        environment=_sink_environment(settings),
+        environment=_lake_environment(settings),
         probe=lambda: None if sink_is_running(settings) else "no fresh status from the sink yet",
         requires=requires,
         # SIGTERM: the sink commits what it holds, then exits (anything lost would be re-read).
@@ -291,10 +294,26 @@ def _sink(settings: Settings, paths: StatePaths) -> ComponentSpec:
     )
 
 
-def _sink_environment(settings: Settings) -> dict[str, str]:
-    """The settings the sink needs, as RIVERBANK_* variables: supervisord runs it in the state
-    directory with its own environment. The config file is passed by path, never copied, so no
-    secret lands in supervisord.conf."""
+def _refresh(settings: Settings, paths: StatePaths) -> ComponentSpec:
+    """`riverbank lake refresh --loop`: silver and gold follow bronze; ready once a loop reports."""
+    from iceberg.medallion_cli import refresh_is_running
+
+    return ComponentSpec(
+        name="refresh",
+        address=f"every {settings.medallion.refresh_interval_s:g}s",
+        command=[sys.executable, "-m", "riverbank", "lake", "refresh", "--loop"],
+        environment=_lake_environment(settings),
+        probe=lambda: None if refresh_is_running(settings) else "no fresh status from the refresh loop yet",
+        requires=("sink",) if "sink" in settings.stack.components else (),
+        # SIGTERM: the pass in progress finishes (each table commits with its bookmark), then it exits.
+        stopwaitsecs=60,
+    )
+
+
+def _lake_environment(settings: Settings) -> dict[str, str]:
+    """The settings the sink and the refresh loop need, as RIVERBANK_* variables: supervisord runs
+    them in the state directory with its own environment. The config file is passed by path, never
+    copied, so no secret lands in supervisord.conf."""
     from riverbank.settings import config_file_path
 
     env = {
@@ -303,11 +322,15 @@ def _sink_environment(settings: Settings) -> dict[str, str]:
         "RIVERBANK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
         "RIVERBANK_SCHEMA_REGISTRY__URL": settings.schema_registry.url or "",
     }
-    for key, value in settings.lake.model_dump(mode="json").items():
-        # Lists and maps (JSON) cannot be quoted in supervisord's environment= line: those reach
-        # the sink as every setting does, from the inherited environment or the config file.
-        if isinstance(value, str | int | float):
-            env[f"RIVERBANK_LAKE__{key.upper()}"] = str(value)
+    sections = {"LAKE": settings.lake, "MEDALLION": settings.medallion}
+    for section, values in sections.items():
+        for key, value in values.model_dump(mode="json").items():
+            # Lists and maps (JSON) cannot be quoted in supervisord's environment= line: those
+            # reach it as every setting does, from the inherited environment or the config file.
+            # Secrets (the PII key) never go there either.
+            secret = isinstance(getattr(values, key), SecretStr)
+            if isinstance(value, str | int | float) and not secret:
+                env[f"RIVERBANK_{section}__{key.upper()}"] = str(value)
     config = config_file_path()
     if config.is_file():
         env["RIVERBANK_CONFIG"] = str(config.absolute())

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,10 +21,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from iceberg import offsets
 from iceberg.catalog import load_lake_catalog
+from iceberg.medallion import BalanceReport, check_balances
 from iceberg.quarantine import DLQ_TOPIC
 from iceberg.sink import BronzeSink
+from iceberg.tables import bronze_table_name
 from infra.topics import ensure_topics
-from riverbank.settings import Settings
+from producers.bank import BankSize
+from producers.model import Stream
+from producers.publisher import SCHEMAS_DIR
+from producers.runner import RunOptions
+from producers.runner import produce as produce_bank
+from riverbank.registry.workflows import register_all
+from riverbank.settings import Settings, load_settings
 from tests.iceberg.lakekit import (
     TestProducer,
     evolved_payment_schema,
@@ -32,7 +41,8 @@ from tests.iceberg.lakekit import (
     payment,
     payment_table,
 )
-from tests.stack_harness import RunningStack, running_stack
+from tests.iceberg.sink_proc import BANK_TOPICS
+from tests.stack_harness import RunningStack, environ, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -96,9 +106,14 @@ def stack(embedded_stack: RunningStack) -> RunningStack:
 def crash_stack() -> Iterator[RunningStack]:
     """A broker of its own, on memory storage: the test leaves partitions of thousands of small
     batches, and Tansu on s3 storage lists every object of a partition on each fetch, so reading
-    them back crawled (the catch-up below stalled at 4,301 of 51,500 records in a CI run)."""
-    with running_stack("crash", ["kafka", "registry"], broker_storage="memory") as handle:
-        yield handle
+    them back crawled (the catch-up below stalled at 4,301 of 51,500 records in a CI run). The bank
+    database and its CDC engine are the ledger's source."""
+    with running_stack("crash", ["kafka", "registry", "postgres", "cdc"], broker_storage="memory") as handle:
+        with environ(handle.env):
+            settings = load_settings()  # the database password file exists only once it is up
+        register_all(settings.schema_registry, SCHEMAS_DIR)  # what the bank producer writes
+        ensure_topics(settings)
+        yield RunningStack(settings, handle.env)
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -231,10 +246,15 @@ def test_a_new_optional_field_becomes_a_column_without_restart(stack: RunningSta
 
 
 @pytest.mark.timeout(900)
-def test_crash_at_random_moments_leaves_every_offset_exactly_once(
+def test_crash_at_random_moments_leaves_every_offset_once_and_the_ledger_balanced(
     crash_stack: RunningStack, tmp_path: Path
 ) -> None:
-    """SIGKILL the sink ROUNDS times while a producer writes; then each offset is in bronze once."""
+    """SIGKILL the sink ROUNDS times while producers write; then each offset is in bronze once and
+    silver's account balances equal the bank database's.
+
+    Two producers run throughout: one writes a test topic (its acked offsets are the expectation),
+    the bank's payments producer moves balances in PostgreSQL, which the CDC engine delivers. Each
+    killed sink also ran the silver/gold refresh, so kills land in bronze and in silver commits."""
     rounds = 20  # the issue's acceptance: at least 20
     settings = lake_settings(crash_stack.env, tmp_path, commit_interval_s=0.3, commit_max_records=2000)
     topic = new_topic(settings, "test.crash", partitions=3)
@@ -245,6 +265,7 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
         "RIVERBANK_LAKE__WAREHOUSE": str(settings.lake.warehouse),
         "RIVERBANK_LAKE__COMMIT_INTERVAL_S": "0.3",
         "RIVERBANK_LAKE__COMMIT_MAX_RECORDS": "2000",
+        "RIVERBANK_MEDALLION__REFRESH_INTERVAL_S": "0.5",
     }
     producer = TestProducer(settings, topic)
     producing = threading.Event()
@@ -258,65 +279,107 @@ def test_crash_at_random_moments_leaves_every_offset_exactly_once(
             if n % 100 == 0:
                 time.sleep(0.1)  # <1,000/s: the sink keeps up, so kills land mid-commit too
 
+    bank_stop = threading.Event()
+    bank_options = RunOptions(
+        streams=(Stream.PAYMENTS,),
+        rate=100,
+        duration_s=None,
+        seed=6,
+        bank_size=BankSize(customers=150),
+        labels_to_kafka=False,
+    )
     writer = threading.Thread(target=produce, daemon=True)
-    writer.start()
-    rng = random.Random(6)
-    log = tmp_path / "sink.log"
-    killed_after_open = 0
-    progress: list[int] = []
-    with log.open("ab") as out:
-        zygote = subprocess.Popen(
-            [sys.executable, "-m", "tests.iceberg.sink_proc", topic],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=out,
-            text=True,
-        )
-    assert zygote.stdin is not None and zygote.stdout is not None
-    try:
-        assert zygote.stdout.readline().strip() == "ready"
-        for _ in range(rounds):
-            zygote.stdin.write("go\n")
-            zygote.stdin.flush()
-            pid = int(next_line(zygote.stdout, "pid"))
-            if rng.random() < 0.8:  # most rounds: kill while it consumes and commits
-                next_line(zygote.stdout, "open", str(pid))
-                killed_after_open += 1
-                # After 0, 1 or 2 commits, so kills fall before, inside and between commits
-                # however slow the machine is.
-                base = landed(settings, topic)
-                for _ in range(rng.randrange(3)):
-                    deadline = time.monotonic() + 20  # a starved producer may leave nothing to commit
-                    while landed(settings, topic) <= base and time.monotonic() < deadline:
-                        time.sleep(0.2)
+    with ThreadPoolExecutor(1) as bank_pool:
+        bank = bank_pool.submit(produce_bank, settings, bank_options, stop=bank_stop)
+        writer.start()
+        rng = random.Random(6)
+        log = tmp_path / "sink.log"
+        killed_after_open = 0
+        progress: list[int] = []
+        with log.open("ab") as out:
+            zygote = subprocess.Popen(
+                [sys.executable, "-m", "tests.iceberg.sink_proc", "--bank", topic],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=out,
+                text=True,
+            )
+        assert zygote.stdin is not None and zygote.stdout is not None
+        try:
+            assert zygote.stdout.readline().strip() == "ready"
+            for _ in range(rounds):
+                pid = fork_sink(zygote.stdin, zygote.stdout)
+                if rng.random() < 0.8:  # most rounds: kill while it consumes and commits
+                    next_line(zygote.stdout, "open", str(pid))
+                    killed_after_open += 1
+                    # After 0, 1 or 2 commits, so kills fall before, inside and between commits
+                    # however slow the machine is.
                     base = landed(settings, topic)
-                time.sleep(rng.uniform(0.0, 0.6))
-            else:  # the others: somewhere in start-up (catalog, tables, offsets, consumer)
-                time.sleep(rng.uniform(0.0, 0.5))
-            os.kill(pid, signal.SIGKILL)
-            wait_for(lambda p=pid: not _alive(p), timeout_s=10, what=f"sink {pid} to die")
-            progress.append(landed(settings, topic))
-    finally:
-        producing.clear()
-        writer.join(30)
-        producer.close()
-        zygote.stdin.close()
-        zygote.wait(10)
-        zygote.stdout.close()
-    expected = set(producer.acked)
-    assert len(expected) > 1000 and killed_after_open >= rounds // 2
-    assert len(set(progress)) > rounds // 4, progress  # many rounds committed before their kill
+                    for _ in range(rng.randrange(3)):
+                        deadline = time.monotonic() + 20  # a starved producer may leave nothing to commit
+                        while landed(settings, topic) <= base and time.monotonic() < deadline:
+                            time.sleep(0.2)
+                        base = landed(settings, topic)
+                    time.sleep(rng.uniform(0.0, 0.6))
+                else:  # the others: somewhere in start-up (catalog, tables, offsets, consumer)
+                    time.sleep(rng.uniform(0.0, 0.5))
+                os.kill(pid, signal.SIGKILL)
+                wait_for(lambda p=pid: not _alive(p), timeout_s=10, what=f"sink {pid} to die")
+                progress.append(landed(settings, topic))
+        finally:
+            producing.clear()
+            bank_stop.set()
+            writer.join(30)
+            producer.close()
+        report = bank.result(timeout=120)
+        expected = set(producer.acked)
+        assert len(expected) > 1000 and killed_after_open >= rounds // 2
+        assert len(set(progress)) > rounds // 4, progress  # many rounds committed before their kill
+        assert report.db_movements > 100, report  # the ledger moved while the sinks were killed
 
-    # What the kills left behind: each landed offset once, and per partition a gap-free prefix.
-    _assert_exactly_once_prefix(settings, topic, expected)
-    sink = SinkThread(settings, [topic])
-    try:
-        wait_for(lambda: landed(settings, topic) >= len(expected), timeout_s=120, what="the backlog")
-    finally:
-        sink.close()
+        # What the kills left behind: each landed offset once, and per partition a gap-free prefix.
+        _assert_exactly_once_prefix(settings, topic, expected)
+        try:
+            # One more sink, left running: it lands the backlog and silver catches up.
+            pid = fork_sink(zygote.stdin, zygote.stdout)
+            catalog = load_lake_catalog(settings)
+            caught_up = lambda: landed(settings, topic, catalog) >= len(expected)  # noqa: E731
+            wait_for(caught_up, timeout_s=120, what="the backlog")
+            ledger = wait_for_ledger(settings, catalog, timeout_s=180)
+            assert ledger.ok, f"{len(ledger.mismatches)} balances differ, e.g. {ledger.mismatches[:3]}"
+            assert ledger.accounts_silver == ledger.accounts_source > 0
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not _alive(pid), timeout_s=60, what="the last sink to stop")
+        finally:
+            zygote.stdin.close()
+            zygote.wait(10)
+            zygote.stdout.close()
     _assert_exactly_once_prefix(settings, topic, expected)
     assert landed(settings, topic) == len(expected)
+    for cdc_topic in BANK_TOPICS:  # the CDC topics' bronze tables: each offset once too
+        rows = catalog.load_table(bronze_table_name_of(settings, cdc_topic)).scan().to_arrow()
+        keys = Counter(zip(rows["_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True))
+        assert rows.num_rows and max(keys.values()) == 1, f"{cdc_topic}: an offset landed twice"
+
+
+def fork_sink(stdin: IO[str], stdout: IO[str]) -> int:
+    stdin.write("go\n")
+    stdin.flush()
+    return int(next_line(stdout, "pid"))
+
+
+def wait_for_ledger(settings: Settings, catalog: Any, timeout_s: float) -> BalanceReport:
+    """The balance check once it holds (CDC and the sinks catch up after the producers stop), or
+    the last report at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not (report := check_balances(settings, catalog)).ok and time.monotonic() < deadline:
+        time.sleep(1)
+    return report
+
+
+def bronze_table_name_of(settings: Settings, topic: str) -> str:
+    return f"{settings.lake.bronze_namespace}.{bronze_table_name(topic)}"
 
 
 def next_line(stream: IO[str], kind: str, value: str | None = None) -> str:
@@ -326,6 +389,7 @@ def next_line(stream: IO[str], kind: str, value: str | None = None) -> str:
         found_kind, _, found = line.strip().partition(" ")
         if found_kind == kind and value in (None, found):
             return found
+        assert found_kind != "failed", f"a sink failed: {found}"
         assert found_kind == "open", f"unexpected line from the sink zygote: {line!r}"
     raise AssertionError(f"the sink zygote ended while a {kind!r} line was awaited")
 
