@@ -60,6 +60,9 @@ def load_lake_catalog(settings: Settings) -> Catalog:
         from pyiceberg.catalog import load_catalog
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingDependencyError("pyiceberg", "run `make setup` (uv sync, lake group)") from exc
+    from iceberg import metadata_cache
+
+    metadata_cache.install()  # every writer of the lake comes through here
     props = catalog_properties(settings)
     if props["type"] != "sql":
         return load_catalog(settings.lake.catalog_name, **props)
