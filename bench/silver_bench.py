@@ -192,7 +192,7 @@ def sustained(rows: int, buckets: int, rate: int, seconds: float) -> None:
             f"  staleness (bronze commit -> silver commit) p50 {statistics.median(stale):.1f}s"
             f" p95 {sorted(stale)[int(0.95 * (len(stale) - 1))]:.1f}s max {max(stale):.1f}s;"
             f" median of the first quarter {statistics.median(stale[:quarter]):.1f}s, of the last"
-            f" {statistics.median(stale[-quarter:]):.1f}s (growing: silver falls behind);"
+            f" {statistics.median(stale[-quarter:]):.1f}s (a growing median: silver falls behind);"
             f" largest backlog {backlog:,} changes;"
             f" this process {time.process_time() - cpu_started:.0f} cpu-s",
             flush=True,
