@@ -6,7 +6,10 @@ details never leak into the sink, maintenance or SQL code.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -67,16 +70,24 @@ def load_lake_catalog(settings: Settings) -> Catalog:
     if props["type"] != "sql":
         return load_catalog(settings.lake.catalog_name, **props)
     _prepare_local(props["uri"], props["warehouse"])
-    from sqlalchemy.exc import OperationalError
+    with _creation_lock(props["uri"]):
+        return load_catalog(settings.lake.catalog_name, **props)
 
-    try:
-        return load_catalog(settings.lake.catalog_name, **props)
-    except OperationalError as exc:
-        # pyiceberg checks for its tables, then creates them: a process that opens a fresh catalog
-        # together with another (the sink and the refresh under `riverbank up`) can lose that race.
-        if "already exists" not in str(exc):
-            raise
-        return load_catalog(settings.lake.catalog_name, **props)
+
+@contextlib.contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    """Serialize opening a sqlite catalog between processes: pyiceberg checks for its tables, then
+    creates them, so processes opening a fresh catalog together (the sink and the refresh loop
+    under `riverbank up`) failed with "table ... already exists"."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    with Path(uri.removeprefix("sqlite:///") + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _prepare_local(uri: str, warehouse: str) -> None:
