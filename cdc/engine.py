@@ -4,16 +4,17 @@ Debezium hands over Connect ``SourceRecord``s (the engine's "connect" format) to
 ``riverbank.cdc.KafkaChangeWriter`` (cdc/java/), which does what a Connect worker does with them:
 Confluent's ``AvroConverter`` for key and value (configured from the same file's
 ``key.converter.*`` / ``value.converter.*``, pointed at our registry), the Java producer with its
-default partitioner (murmur2 of the key bytes), the record's topic. A batch's offsets are handed
-back to the engine only after Kafka acknowledged every record of it, so a crash loses nothing and
+default partitioner (murmur2 of the key bytes), the record's topic. A record's offset is handed
+back to the engine only once Kafka acknowledged it and every record before it (batches do not wait
+for their acknowledgements, as a Connect worker's polls do not), so a crash loses nothing and
 repeats at most what was produced after the last offset flush (Debezium's documented
-at-least-once). The consumer is Java so that no per-record call crosses into Python (through JPype
-that cost milliseconds per record); Python starts it, reads its counters into the status file and
-handles signals.
+at-least-once); a clean stop first waits for the records in flight. The consumer is Java so that
+no per-record call crosses into Python (through JPype that cost milliseconds per record); Python
+starts it, reads its counters into the status file and handles signals.
 
 A record whose schema the registry refuses (HTTP 409 incompatible / 422 invalid) goes to
 ``riverbank.dlq`` with the reason in headers, rendered as JSON; any other conversion or delivery
-failure stops the engine loudly, without committing the batch.
+failure stops the engine loudly, without releasing that record's offset.
 """
 
 from __future__ import annotations
@@ -254,6 +255,10 @@ class EmbeddedConnector:
         raise CdcEngineError(f"connector {self.name} stopped: {message or 'engine ended without a reason'}")
 
     def stop(self) -> None:
+        try:
+            self.writer.java.drain()  # released offsets then cover every record sent
+        except Exception as exc:  # the broker is gone: the records in flight are sent again on restart
+            log.warning("records in flight not acknowledged before the stop: %s", exc)
         self._engine.close()
         self._thread.join(30)
         self.writer.refresh()

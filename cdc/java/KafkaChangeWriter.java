@@ -5,7 +5,7 @@ import io.confluent.kafka.schemaregistry.client.rest.exceptions.RestClientExcept
 import io.debezium.engine.DebeziumEngine;
 import io.debezium.engine.RecordChangeEvent;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
+import java.util.ArrayDeque;
 import java.util.Collection;
 import java.util.HashSet;
 import java.util.List;
@@ -30,7 +30,8 @@ import org.apache.kafka.connect.source.SourceRecord;
  * The embedded engine's change consumer: what a Kafka Connect worker does with a source task's
  * records. Each record is converted by Confluent's AvroConverter and sent with the Java producer
  * (default partitioner: murmur2 of the key bytes, or the record's own partition), to the record's
- * topic. Offsets are released to the engine only after every record of the batch is acknowledged.
+ * topic. A record's offset is released to the engine once it and every record before it are
+ * acknowledged; batches do not wait for their acknowledgements (see handleBatch).
  * A record whose schema the registry refuses (409/422) goes to the dead-letter topic with the
  * reason in headers; any other failure stops the engine without committing the batch.
  *
@@ -38,6 +39,11 @@ import org.apache.kafka.connect.source.SourceRecord;
  * Python a few times a second for the status file.
  */
 public final class KafkaChangeWriter implements DebeziumEngine.ChangeConsumer<RecordChangeEvent<SourceRecord>> {
+    /** Records sent but not acknowledged beyond which a batch waits (memory, and redelivery after a crash). */
+    private static final int MAX_IN_FLIGHT = 20_000;
+
+    private record InFlight(RecordChangeEvent<SourceRecord> event, Future<RecordMetadata> ack) {}
+
     private static final Set<String> SNAPSHOT_MARKERS =
             Set.of("true", "first", "first_in_data_collection", "last_in_data_collection");
 
@@ -56,6 +62,10 @@ public final class KafkaChangeWriter implements DebeziumEngine.ChangeConsumer<Re
     public final AtomicLong convertNanos = new AtomicLong();
     public final AtomicLong ackNanos = new AtomicLong();
     public volatile long lastEventMs = -1;
+    /** Sent, not yet released to the engine, in the order the engine handed them over. */
+    private final ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
+    private DebeziumEngine.RecordCommitter<RecordChangeEvent<SourceRecord>> committer;
+    private volatile boolean stopping;
     public volatile long lastSourceMs = -1;
     /** starting, snapshot or streaming, from the records seen. */
     public volatile String phase = "starting";
@@ -75,12 +85,11 @@ public final class KafkaChangeWriter implements DebeziumEngine.ChangeConsumer<Re
     }
 
     @Override
-    public void handleBatch(
+    public synchronized void handleBatch(
             List<RecordChangeEvent<SourceRecord>> batch,
             DebeziumEngine.RecordCommitter<RecordChangeEvent<SourceRecord>> committer)
             throws InterruptedException {
         long started = System.nanoTime();
-        List<Future<RecordMetadata>> sent = new ArrayList<>(batch.size());
         for (RecordChangeEvent<SourceRecord> event : batch) {
             SourceRecord record = event.record();
             ProducerRecord<byte[], byte[]> out;
@@ -94,27 +103,50 @@ public final class KafkaChangeWriter implements DebeziumEngine.ChangeConsumer<Re
                 out = deadLetter(record, reason, e);
                 deadLetters.incrementAndGet();
             }
-            sent.add(producer.send(out));
+            inFlight.add(new InFlight(event, producer.send(out)));
             if (!out.topic().equals(dlqTopic)) {
                 count(record, out);
             }
         }
         long converted = System.nanoTime();
-        producer.flush();
-        for (Future<RecordMetadata> future : sent) {
-            try {
-                future.get();
-            } catch (ExecutionException e) {
-                throw new ConnectException("Kafka did not acknowledge a change record: " + e.getCause(), e.getCause());
-            }
-        }
-        for (RecordChangeEvent<SourceRecord> event : batch) {
-            committer.markProcessed(event);
-        }
+        // As a Connect worker does, the next poll does not wait for this batch's acknowledgements
+        // (on an S3-backed broker that wait was most of the commit-to-Kafka latency); offsets are
+        // released in order, only up to the first record not yet acknowledged.
+        int backlog = inFlight.size() - MAX_IN_FLIGHT;
+        release(committer, stopping ? inFlight.size() : Math.max(0, backlog));
         committer.markBatchFinished();
+        this.committer = committer;
         batches.incrementAndGet();
         convertNanos.addAndGet(converted - started);
         ackNanos.addAndGet(System.nanoTime() - converted);
+    }
+
+    /**
+     * Before the engine stops: from now on every batch waits for its acknowledgements, and the
+     * records in flight are acknowledged and released now, so the engine's last offset commit
+     * covers everything sent (a clean stop repeats nothing on restart).
+     */
+    public synchronized void drain() throws InterruptedException {
+        stopping = true;
+        if (committer != null) {
+            release(committer, inFlight.size());
+            committer.markBatchFinished();
+        }
+    }
+
+    /** Release acknowledged records from the head, waiting for at least the first {@code wait}. */
+    private void release(DebeziumEngine.RecordCommitter<RecordChangeEvent<SourceRecord>> committer, int wait)
+            throws InterruptedException {
+        while (!inFlight.isEmpty() && (wait > 0 || inFlight.peek().ack().isDone())) {
+            InFlight head = inFlight.poll();
+            try {
+                head.ack().get();
+            } catch (ExecutionException e) {
+                throw new ConnectException("Kafka did not acknowledge a change record: " + e.getCause(), e.getCause());
+            }
+            committer.markProcessed(head.event());
+            wait--;
+        }
     }
 
     private ProducerRecord<byte[], byte[]> convert(SourceRecord record) {
