@@ -279,7 +279,8 @@ def test_a_clean_stop_then_restart_repeats_nothing(
         db.execute("UPDATE customers SET email = %s WHERE customer_id = 1101", (email,))
 
     def emails(records: list[Record]) -> list[str]:
-        return [r.value["after"]["email"] for r in of_key(records, "customer_id", 1101) if r.value is not None]
+        mine = of_key(records, "customer_id", 1101)
+        return [r.value["after"]["email"] for r in mine if r.value is not None]
 
     assert set(versions) <= set(emails(reader.read([CUSTOMERS], lambda rs: versions[-1] in emails(rs))))
     assert running.stop() == 0  # SIGTERM: the last batch's offsets were not released yet
