@@ -422,7 +422,13 @@ def _write_first_metadata(
         last_partition_id=table.partition_spec.last_assigned_field_id,
         sort_orders=[UNSORTED_SORT_ORDER],
         default_sort_order_id=UNSORTED_SORT_ORDER.order_id,
-        properties={"write.parquet.compression-codec": "zstd", **properties},
+        properties={
+            "write.parquet.compression-codec": "zstd",
+            # Java Iceberg's default, not pyiceberg's: appends merge small manifests, so neither a
+            # commit nor a reader's planning goes through one manifest per commit ever made.
+            "commit.manifest-merge.enabled": "true",
+            **properties,
+        },
     )
     # A random name: two processes racing to create the table never overwrite each other's file.
     path = f"{location}/metadata/00000-{uuid.uuid4()}.metadata.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,6 +32,9 @@ def test_transaction_metadata_is_computed_once_per_state_and_follows_staged_upda
     tx.append(pa.table({"id": [3]}))
     assert len(tx.table_metadata.snapshots) == 2
     tx.commit_transaction()
+
+    # The history is shared between copies of the metadata, not duplicated (frozen models).
+    assert copy.deepcopy(table.metadata).snapshots[0] is table.metadata.snapshots[0]
 
     reloaded = catalog.load_table("bronze.t")
     assert reloaded.properties["owner"] == "risk"
