@@ -33,7 +33,7 @@ import org.apache.kafka.connect.source.SourceRecord;
  * topic. A record's offset is released to the engine once it and every record before it are
  * acknowledged; batches do not wait for their acknowledgements (see handleBatch).
  * A record whose schema the registry refuses (409/422) goes to the dead-letter topic with the
- * reason in headers; any other failure stops the engine without committing the batch.
+ * reason in headers; any other failure stops the engine without releasing that record's offset.
  *
  * Written in Java so that no per-record call crosses into Python: the counters are read from
  * Python a few times a second for the status file.
@@ -62,13 +62,14 @@ public final class KafkaChangeWriter implements DebeziumEngine.ChangeConsumer<Re
     public final AtomicLong convertNanos = new AtomicLong();
     public final AtomicLong ackNanos = new AtomicLong();
     public volatile long lastEventMs = -1;
+    public volatile long lastSourceMs = -1;
+    /** starting, snapshot or streaming, from the records seen. */
+    public volatile String phase = "starting";
+
     /** Sent, not yet released to the engine, in the order the engine handed them over. */
     private final ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
     private DebeziumEngine.RecordCommitter<RecordChangeEvent<SourceRecord>> committer;
     private volatile boolean stopping;
-    public volatile long lastSourceMs = -1;
-    /** starting, snapshot or streaming, from the records seen. */
-    public volatile String phase = "starting";
 
     public KafkaChangeWriter(
             Map<String, Object> producerConfig,
