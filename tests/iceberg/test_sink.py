@@ -24,7 +24,7 @@ from iceberg.catalog import load_lake_catalog
 from iceberg.medallion import BalanceReport, check_balances
 from iceberg.quarantine import DLQ_TOPIC
 from iceberg.sink import BronzeSink
-from iceberg.tables import bronze_table_name
+from iceberg.tables import bronze_tables
 from infra.topics import ensure_topics
 from producers.bank import BankSize
 from producers.model import Stream
@@ -357,8 +357,8 @@ def test_crash_at_random_moments_leaves_every_offset_once_and_the_ledger_balance
             zygote.stdout.close()
     _assert_exactly_once_prefix(settings, topic, expected)
     assert landed(settings, topic) == len(expected)
-    for cdc_topic in BANK_TOPICS:  # the CDC topics' bronze tables: each offset once too
-        rows = catalog.load_table(bronze_table_name_of(settings, cdc_topic)).scan().to_arrow()
+    for cdc_topic, table_def in bronze_tables(settings, BANK_TOPICS).items():  # each offset once too
+        rows = catalog.load_table(table_def.identifier).scan().to_arrow()
         keys = Counter(zip(rows["_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True))
         assert rows.num_rows and max(keys.values()) == 1, f"{cdc_topic}: an offset landed twice"
 
@@ -376,10 +376,6 @@ def wait_for_ledger(settings: Settings, catalog: Any, timeout_s: float) -> Balan
     while not (report := check_balances(settings, catalog)).ok and time.monotonic() < deadline:
         time.sleep(1)
     return report
-
-
-def bronze_table_name_of(settings: Settings, topic: str) -> str:
-    return f"{settings.lake.bronze_namespace}.{bronze_table_name(topic)}"
 
 
 def next_line(stream: IO[str], kind: str, value: str | None = None) -> str:
