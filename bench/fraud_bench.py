@@ -251,7 +251,7 @@ _ROLES = (
     ("StandaloneSessionClusterEntrypoint", "JobManager"),
     ("TaskManagerRunner", "TaskManager"),
     ("kafka_guard", "broker guard"),
-    ("s3_server", "local S3"),
+    ("infra.local_s3", "local S3"),
     ("tansu", "broker (Tansu)"),
     ("registry serve", "registry"),
     ("pyflink.fn_execution", "Python workers"),  # process mode (not their bash launcher)

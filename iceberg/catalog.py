@@ -20,9 +20,9 @@ from riverbank.settings import Settings
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
-# s3rver's documented development keys (see infra/stack/components.py); a real endpoint takes
+# The local S3's development keys (see infra/stack/components.py); a real endpoint takes
 # credentials from the standard AWS chain instead.
-_LOCAL_S3_KEY = "S3RVER"
+_LOCAL_S3_KEY = "riverbank-local"
 
 
 def catalog_properties(settings: Settings) -> dict[str, str]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything Riverbank needs on a fresh Debian machine, installed only when missing:
-# a JDK 17 and PostgreSQL from apt, Node for s3rver, uv, the two Python environments, npm packages.
+# a JDK 17 and PostgreSQL from apt, uv, the two Python environments.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,8 +12,6 @@ apt_packages=()
 command -v javac >/dev/null || apt_packages+=(openjdk-17-jdk-headless)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_packages+=(postgresql)
 command -v pg_isready >/dev/null || apt_packages+=(postgresql-client)
-command -v node >/dev/null || apt_packages+=(nodejs)
-command -v npm >/dev/null || apt_packages+=(npm)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "apt-get install ${apt_packages[*]}"
   # Riverbank runs its own PostgreSQL cluster: do not let the package create and start one on 5432.
@@ -48,8 +46,4 @@ infra/scripts/build_jars.sh
 log "build native producers"
 "${UV[@]}" run --locked --no-sync python -m infra.native_build
 
-if [ ! -d node_modules/s3rver ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm ci (s3rver)"
-  npm ci --no-audit --no-fund --loglevel=error
-fi
 log "ready"

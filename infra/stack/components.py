@@ -15,12 +15,12 @@ from pydantic import SecretStr
 
 from infra.stack import flink, postgres, probes
 from infra.stack.model import ComponentSpec
-from infra.stack.paths import REPO_ROOT, StatePaths
+from infra.stack.paths import StatePaths
 from riverbank.errors import ConfigError, MissingDependencyError
 from riverbank.settings import Settings, config_file_path, describe_source, parse_host_port
 
-# s3rver's documented built-in development keys: not secrets, it accepts any with the flag below.
-LOCAL_S3_KEY = "S3RVER"
+# Development keys for the local S3, which checks no signature: not secrets.
+LOCAL_S3_KEY = "riverbank-local"
 BROKER_BUCKET = "tansu"
 LAKE_BUCKET = "lake"
 
@@ -59,33 +59,27 @@ def _loopback(key: str, host: str) -> str:
 
 
 def _s3(settings: Settings, paths: StatePaths) -> ComponentSpec:
-    if not (REPO_ROOT / "node_modules" / "s3rver").is_dir():
-        raise MissingDependencyError("s3rver (local S3)", "run `make setup` (npm ci)")
-    # s3rver with atomic PUTs (see s3_server.js): Tansu's objects survive a broker killed mid-write.
-    script = Path(__file__).with_name("s3_server.js")
+    # Riverbank's own S3 server (infra/local_s3): listings from an in-memory index, since Tansu
+    # lists a partition's whole history on every fetch, and atomic, conditional writes.
     port = settings.stack.s3_port
     return ComponentSpec(
         name="s3",
         address=settings.stack.s3_endpoint,
         command=[
-            "node",
-            # s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 (Node 17+)
-            # only offers through its legacy provider. Without it any listing past 1,000 keys fails,
-            # and Tansu can no longer read a partition once it holds over 1,000 batches.
-            "--openssl-legacy-provider",
-            str(script),
+            sys.executable,
+            "-m",
+            "infra.local_s3",
             "--directory",
             str(paths.s3_data),
-            "--address",
+            "--import-s3rver",
+            str(paths.s3rver_data),
+            "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            "--silent",
-            "--allow-mismatched-signatures",
-            "--no-vhost-buckets",
-            "--configure-bucket",
+            "--bucket",
             BROKER_BUCKET,
-            "--configure-bucket",
+            "--bucket",
             LAKE_BUCKET,
         ],
         probe=probes.http_ok(f"{settings.stack.s3_endpoint}/"),

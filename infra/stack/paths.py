@@ -40,6 +40,11 @@ class StatePaths:
 
     @property
     def s3_data(self) -> Path:
+        return self.root / "objects"
+
+    @property
+    def s3rver_data(self) -> Path:
+        """Where the stack's earlier local S3 (s3rver) kept objects: imported once, then renamed."""
         return self.root / "s3"
 
     @property

@@ -140,8 +140,8 @@ def test_concurrent_idempotent_producers_on_one_partition_get_distinct_offsets(
 ) -> None:
     """Several producers on one partition at once: every acknowledged record has its own offset and
     is read back. Tansu hands out offsets and checks producer sequences by conditional writes to
-    the local S3; before s3_server.js honoured them, 4 producers x 500 records were acknowledged
-    1,246 duplicate offsets and only 750 records could be read back."""
+    the local S3; with the stack's earlier local S3 (stock s3rver), which ignored them, 4 producers
+    x 500 records were acknowledged 1,246 duplicate offsets and only 750 could be read back."""
     config = embedded_stack.settings.kafka.client_config()
     topic = f"concurrent-{uuid.uuid4().hex[:8]}"
     admin = AdminClient(config)
