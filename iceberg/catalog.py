@@ -44,10 +44,6 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     if lake.s3_endpoint:
         props["s3.endpoint"] = lake.s3_endpoint
         props["s3.force-virtual-addressing"] = "false"
-        if settings.profile == "local":
-            # pyarrow's S3 writer ends every file with CompleteMultipartUpload, which the local
-            # s3rver fails (INTERNAL_FAILURE); s3fs writes small files with one PUT.
-            props["py-io-impl"] = "pyiceberg.io.fsspec.FsspecFileIO"
         if settings.profile == "local" and "AWS_ACCESS_KEY_ID" not in os.environ:
             props["s3.access-key-id"] = _LOCAL_S3_KEY
             props["s3.secret-access-key"] = _LOCAL_S3_KEY

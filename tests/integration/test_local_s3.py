@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
@@ -269,3 +270,31 @@ def test_aws_chunked_uploads_are_stored_without_their_framing(s3: RunningStack) 
     stored = httpx.get(url)
     assert stored.content == body
     assert "content-encoding" not in stored.headers
+
+
+def test_duckdb_httpfs_globs_and_reads_parquet_through_the_lake_connection(
+    s3: RunningStack, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from iceberg.sql.duck import LakeConnection
+    from riverbank.settings import load_settings
+
+    filesystem = pafs.S3FileSystem(
+        access_key="local", secret_key="local", endpoint_override=s3.settings.stack.s3_endpoint, scheme="http"
+    )
+    for part in range(3):
+        table = pa.table({"part": [part] * 1000, "n": list(range(1000))})
+        pq.write_table(table, f"lake/duck/part-{part}.parquet", filesystem=filesystem, row_group_size=100)
+    settings = load_settings(
+        stack={"state_dir": str(tmp_path)},
+        lake={"s3_endpoint": s3.settings.stack.s3_endpoint, "warehouse": "s3://lake/duck-warehouse"},
+        aws={"region": "us-east-1"},
+    )
+    with LakeConnection(settings) as lake:
+        rows = lake.con.execute(
+            "SELECT part, count(*), sum(n) FROM read_parquet('s3://lake/duck/*.parquet') "
+            "GROUP BY part ORDER BY part"
+        ).fetchall()
+    assert rows == [(part, 1000, 499_500) for part in range(3)]
