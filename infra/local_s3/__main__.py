@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.import_s3rver and args.import_s3rver.is_dir():
         count = import_s3rver_directory(args.import_s3rver, store)
         args.import_s3rver.rename(args.import_s3rver.with_name(args.import_s3rver.name + ".imported"))
-        print(f"imported {count} objects from {args.import_s3rver}", file=sys.stderr)
+        print(f"imported {count} object(s) from {args.import_s3rver}", file=sys.stderr)
     for bucket in args.bucket:
         store.create_bucket(bucket)
     asyncio.run(serve(S3Server(store), args.host, args.port))
