@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         "--import-s3rver", type=Path, help="an s3rver directory to move into this store once (then renamed)"
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s"
+    )
     store = ObjectStore(args.directory)
     if args.import_s3rver and args.import_s3rver.is_dir():
         count = import_s3rver_directory(args.import_s3rver, store)

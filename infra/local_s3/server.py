@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -32,6 +33,7 @@ from infra.local_s3.store import (
     precondition_failed,
 )
 
+LOG = logging.getLogger("riverbank.local_s3")
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 # Headers kept with an object and returned by GET and HEAD, as S3 does.
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
@@ -60,6 +62,11 @@ class S3Server:
             return await self.object_request(request, bucket, key)
         except S3Error as error:
             return error_response(error, request)
+        except Exception:
+            # Logged with its traceback (the component's log); the client gets S3's InternalError.
+            LOG.exception("%s %s failed", request.method, request.path)
+            internal = S3Error(500, "InternalError", "We encountered an internal error. Please try again.")
+            return error_response(internal, request)
 
     # buckets
 

@@ -251,8 +251,12 @@ class ObjectStore:
             content_type=content_type or "binary/octet-stream",
             metadata=metadata,
         )
-        new.handle.write(version.trailer())
-        new.handle.close()
+        try:
+            new.handle.write(version.trailer())
+            new.handle.close()
+        except OSError:
+            new.discard()  # e.g. the disk is full: the key keeps its current version
+            raise
         if current is None:
             bisect.insort(bucket.sorted_keys, key)
         else:

@@ -44,8 +44,16 @@ def test_it_imports_an_s3rver_directory_once_then_serves_it_and_stops_on_sigterm
         assert (got.status_code, got.content) == (200, b'{"producers":{}}')
         assert got.headers["content-type"] == "application/json"
         assert not old.exists() and (tmp_path / "s3.imported").is_dir()
+
+        # A body file gone from under the server (a disk fault): S3's InternalError, and it serves on.
+        for path in (tmp_path / "objects" / "tansu" / "objects").iterdir():
+            path.unlink()
+        failed = httpx.get(f"{url}/tansu/clusters/riverbank/meta.json")
+        assert failed.status_code == 500 and "<Code>InternalError</Code>" in failed.text
+        assert httpx.get(f"{url}/").status_code == 200
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
     assert server.returncode == 0, stderr
     assert "imported 1 object(s)" in stderr
+    assert "GET /tansu/clusters/riverbank/meta.json failed" in stderr and "FileNotFoundError" in stderr
