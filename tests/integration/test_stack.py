@@ -135,6 +135,55 @@ def test_broker_killed_is_restarted_and_keeps_records(embedded_stack: RunningSta
     assert _consume_all(settings.kafka.client_config(), topic, len(before) + len(after)) == before | after
 
 
+def test_local_s3_killed_mid_stream_loses_no_acknowledged_record(embedded_stack: RunningStack) -> None:
+    """kill -9 of the local S3 while a producer writes. Tansu answers the produce requests it
+    cannot store with UNKNOWN_SERVER_ERROR, which clients do not retry: those records are reported
+    failed to the producer. Every acknowledged record is read back once, at its acknowledged
+    offset, and producing works again once the supervisor has restarted the server."""
+    config = embedded_stack.settings.kafka.client_config()
+    topic = f"s3-crash-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(config)
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(timeout=30)
+    acknowledged: dict[bytes, tuple[int, int]] = {}
+    failed: dict[bytes, str] = {}
+    producer = Producer({**config, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+
+    def delivered(err: Any, message: Any) -> None:
+        if err is not None:
+            failed[message.key()] = err.name()
+        else:
+            acknowledged[message.key()] = (message.partition(), message.offset())
+
+    old = component(status_json(embedded_stack), "s3")
+    kill_at = 1_000
+    for i in range(3_000):
+        producer.produce(topic, key=f"k-{i}".encode(), value=b"v" * 100, on_delivery=delivered)
+        producer.poll(0)
+        time.sleep(0.001)
+        if i == kill_at:
+            os.kill(old["pid"], signal.SIGKILL)
+    producer.flush(120)
+    deadline = time.monotonic() + 60
+    while not (new := component(status_json(embedded_stack), "s3"))["healthy"] or new["pid"] == old["pid"]:
+        assert time.monotonic() < deadline, f"local S3 not back: {new}"
+        time.sleep(0.5)
+
+    # After the restart the broker takes records again.
+    producer = Producer({**config, "acks": "all", "enable.idempotence": True})
+    for i in range(100):
+        producer.produce(topic, key=f"after-{i}".encode(), value=b"v", on_delivery=delivered)
+    assert producer.flush(60) == 0
+
+    assert len(acknowledged) + len(failed) == 3_100
+    assert set(failed.values()) <= {"UNKNOWN"}, set(failed.values())
+    assert all(f"after-{i}".encode() in acknowledged for i in range(100))
+    assert len(set(acknowledged.values())) == len(acknowledged), "two records acknowledged at one offset"
+    stored = _consume_positions(config, topic, len(acknowledged))
+    assert {key: stored.get(key) for key in acknowledged} == acknowledged
+    # A record reported failed may still have been stored: the producer was told it was not.
+    assert set(stored) - set(acknowledged) <= set(failed)
+
+
 def test_concurrent_idempotent_producers_on_one_partition_get_distinct_offsets(
     embedded_stack: RunningStack,
 ) -> None:
@@ -182,6 +231,30 @@ def _produce(config: dict[str, str], topic: str, records: dict[bytes, bytes]) ->
     for key, value in records.items():
         producer.produce(topic, key=key, value=value)
     assert producer.flush(60) == 0
+
+
+def _consume_positions(config: dict[str, str], topic: str, expected: int) -> dict[bytes, tuple[int, int]]:
+    """Each key read from the start of ``topic`` with its (partition, offset); a key read twice fails."""
+    consumer = Consumer({
+        **config, "group.id": f"check-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000, "heartbeat.interval.ms": 2000,
+    })  # fmt: skip
+    consumer.subscribe([topic])
+    positions: dict[bytes, tuple[int, int]] = {}
+    deadline = time.monotonic() + 60
+    quiet_until = None
+    while time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is not None and message.error() is None:
+            assert message.key() not in positions, f"{message.key()!r} stored twice"
+            positions[message.key()] = (message.partition(), message.offset())
+        if len(positions) >= expected:
+            # Read on a little: records stored but reported failed follow the acknowledged ones.
+            quiet_until = quiet_until or time.monotonic() + 3
+            if time.monotonic() > quiet_until:
+                break
+    consumer.close()
+    return positions
 
 
 def _consume_all(config: dict[str, str], topic: str, expected: int) -> dict[bytes, bytes]:
