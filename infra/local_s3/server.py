@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -39,7 +39,6 @@ XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
 XML_BODY_LIMIT = 2 << 20  # DeleteObjects of 1,000 keys, CompleteMultipartUpload of 10,000 parts
 INLINE_BODY = 1 << 20  # bodies up to this size are read whole; larger ones are streamed
-Handler = Callable[[web.BaseRequest, str, str], Any]
 
 
 class S3Server:
