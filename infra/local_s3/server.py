@@ -189,7 +189,6 @@ class S3Server:
             if "uploadId" in query:
                 self.store.abort_upload(bucket, key, query["uploadId"])
             else:
-                self.store.bucket(bucket)
                 self.store.delete(bucket, key)
             return web.Response(status=204)
         if method == "POST":
@@ -206,7 +205,6 @@ class S3Server:
         raise not_implemented()
 
     async def get_object(self, request: web.BaseRequest, bucket: str, key: str) -> web.StreamResponse:
-        self.store.bucket(bucket)
         version = self.store.head(bucket, key)
         headers = object_headers(version)
         if not_modified := check_read_preconditions(request, version):

@@ -229,14 +229,19 @@ def test_multipart_uploads_assemble_their_parts_in_order(client: Any) -> None:
         client.head_object(Bucket="lake", Key="multi/aborted")
 
 
-def test_pyarrow_writes_and_reads_a_multipart_file(s3: RunningStack) -> None:
-    filesystem = pafs.S3FileSystem(
+@pytest.fixture
+def arrow_s3(s3: RunningStack) -> pafs.S3FileSystem:
+    return pafs.S3FileSystem(
         access_key="local",
         secret_key="local",
         endpoint_override=s3.settings.stack.s3_endpoint,
         scheme="http",
         region="us-east-1",
     )
+
+
+def test_pyarrow_writes_and_reads_a_multipart_file(arrow_s3: pafs.S3FileSystem) -> None:
+    filesystem = arrow_s3
     body = bytes(range(256)) * (48 << 10)  # 12 MiB: pyarrow uploads it in parts
     with filesystem.open_output_stream("lake/arrow/big.bin") as out:
         out.write(body)
@@ -273,7 +278,7 @@ def test_aws_chunked_uploads_are_stored_without_their_framing(s3: RunningStack) 
 
 
 def test_duckdb_httpfs_globs_and_reads_parquet_through_the_lake_connection(
-    s3: RunningStack, tmp_path: Path
+    s3: RunningStack, arrow_s3: pafs.S3FileSystem, tmp_path: Path
 ) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -281,12 +286,9 @@ def test_duckdb_httpfs_globs_and_reads_parquet_through_the_lake_connection(
     from iceberg.sql.duck import LakeConnection
     from riverbank.settings import load_settings
 
-    filesystem = pafs.S3FileSystem(
-        access_key="local", secret_key="local", endpoint_override=s3.settings.stack.s3_endpoint, scheme="http"
-    )
     for part in range(3):
         table = pa.table({"part": [part] * 1000, "n": list(range(1000))})
-        pq.write_table(table, f"lake/duck/part-{part}.parquet", filesystem=filesystem, row_group_size=100)
+        pq.write_table(table, f"lake/duck/part-{part}.parquet", filesystem=arrow_s3, row_group_size=100)
     settings = load_settings(
         stack={"state_dir": str(tmp_path)},
         lake={"s3_endpoint": s3.settings.stack.s3_endpoint, "warehouse": "s3://lake/duck-warehouse"},

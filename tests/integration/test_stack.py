@@ -235,13 +235,19 @@ def _produce(config: dict[str, str], topic: str, records: dict[bytes, bytes]) ->
     assert producer.flush(60) == 0
 
 
-def _consume_positions(config: dict[str, str], topic: str, expected: int) -> dict[bytes, tuple[int, int]]:
-    """Each key read from the start of ``topic`` with its (partition, offset); a key read twice fails."""
+def _reader(config: dict[str, str], topic: str) -> Consumer:
+    """A consumer in a group of its own, reading ``topic`` from the start."""
     consumer = Consumer({
         **config, "group.id": f"check-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
         "session.timeout.ms": 6000, "heartbeat.interval.ms": 2000,
     })  # fmt: skip
     consumer.subscribe([topic])
+    return consumer
+
+
+def _consume_positions(config: dict[str, str], topic: str, expected: int) -> dict[bytes, tuple[int, int]]:
+    """Each key read from the start of ``topic`` with its (partition, offset); a key read twice fails."""
+    consumer = _reader(config, topic)
     positions: dict[bytes, tuple[int, int]] = {}
     deadline = time.monotonic() + 60
     quiet_until = None
@@ -260,11 +266,7 @@ def _consume_positions(config: dict[str, str], topic: str, expected: int) -> dic
 
 
 def _consume_all(config: dict[str, str], topic: str, expected: int) -> dict[bytes, bytes]:
-    consumer = Consumer({
-        **config, "group.id": f"check-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000, "heartbeat.interval.ms": 2000,
-    })  # fmt: skip
-    consumer.subscribe([topic])
+    consumer = _reader(config, topic)
     received: dict[bytes, bytes] = {}
     deadline = time.monotonic() + 60
     while len(received) < expected and time.monotonic() < deadline:
