@@ -24,12 +24,14 @@ are pessimistic. Never asserts.
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -42,6 +44,7 @@ from flink_jobs.rules_topic import DEFAULT_RULES_FILE, load_rule_file, publish_r
 from flink_jobs.schemas import ensure_fraud_subjects
 from fraud.events import millis
 from fraud.rules import RuleSet
+from infra.stack.paths import StatePaths
 from infra.topics import TopicSpec, ensure_topics
 from producers.publisher import ProducerOptions
 from riverbank.settings import Settings, load_settings
@@ -305,6 +308,14 @@ def rss_report(state_dir: str) -> None:
     print("rss: (thread mode: the Python workers run inside the TaskManager process)")
 
 
+def guard_report(state_dir: str) -> None:
+    """The broker guard's counters: how many Fetches its long poll held and what released them."""
+    stats = StatePaths(Path(state_dir)).kafka_guard_stats
+    counters = json.loads(stats.read_text()) if stats.is_file() else {}
+    wanted = ("fetches", "fetches_held", "released_by_produce", "released_by_timeout", "produces", "unparsed")
+    print("broker guard: " + ", ".join(f"{name} {counters.get(name, 0):,}" for name in wanted))
+
+
 @contextmanager
 def fraud_stack(overrides: dict[str, str], broker_storage: str) -> Iterator[Settings]:
     with running_stack(
@@ -347,7 +358,7 @@ def fraud_stack(overrides: dict[str, str], broker_storage: str) -> Iterator[Sett
                 f"{fraud.python_execution_mode} mode, bundle {fraud.bundle_size} records / "
                 f"{fraud.bundle_time_ms} ms, "
                 f"buffer timeout {fraud.buffer_timeout_ms} ms, fetch wait {fraud.fetch_max_wait_ms} ms, "
-                f"sink {fraud.sink_guarantee}; gc freeze {fraud.freeze_gc}",
+                f"sink {fraud.sink_guarantee}, linger {fraud.sink_linger_ms} ms; gc freeze {fraud.freeze_gc}",
                 flush=True,
             )
             yield settings
@@ -371,6 +382,7 @@ def main() -> None:
         "bundle-time-ms",
         "buffer-timeout-ms",
         "fetch-max-wait-ms",
+        "sink-linger-ms",
         "python-execution-mode",
         "sink-guarantee",
     ):
@@ -394,6 +406,7 @@ def main() -> None:
             "bundle_time_ms",
             "buffer_timeout_ms",
             "fetch_max_wait_ms",
+            "sink_linger_ms",
             "python_execution_mode",
             "sink_guarantee",
         )
@@ -401,8 +414,10 @@ def main() -> None:
     }
     if args.parallelism is not None:
         overrides["RIVERBANK_FLINK__PARALLELISM"] = str(args.parallelism)
+    long_poll = load_settings().stack.broker_long_poll_wait_ms if args.broker_storage == "memory" else 0
     print(
-        f"broker storage: {args.broker_storage}; parallelism {args.parallelism or 'from settings'}; "
+        f"broker storage: {args.broker_storage} (guard long poll: {long_poll or 'off'}"
+        f"{' ms' if long_poll else ''}); parallelism {args.parallelism or 'from settings'}; "
         f"load generator linger {args.producer_linger_ms} ms"
     )
     with fraud_stack(overrides, args.broker_storage) as settings:
@@ -417,6 +432,7 @@ def main() -> None:
                 bench.latency(rate, seconds)
             bench.throughput(args.backlog)
             rss_report(str(settings.stack.state_dir))
+            guard_report(str(settings.stack.state_dir))
         finally:
             arrivals.stop.set()
             thread.join(timeout=10)

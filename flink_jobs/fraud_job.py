@@ -300,9 +300,10 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
         KafkaSinkOptions(
             delivery_guarantee=fraud.sink_guarantee,
             transactional_id_prefix=fraud.transactional_id_prefix,
-            # Send as records come: latency. Exactly-once on Tansu needs deferred sends instead.
+            # Send as records come (after the linger): latency. Exactly-once on Tansu needs deferred
+            # sends instead.
             defer_sends=fraud.sink_guarantee == "exactly-once",
-            properties={"linger.ms": "0"},
+            properties={"linger.ms": str(fraud.sink_linger_ms)},
         ),
     )
 

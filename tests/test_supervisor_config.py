@@ -66,14 +66,17 @@ def test_unexpected_exits_are_counted_since_the_last_supervisor_start() -> None:
     assert count_unexpected_exits(log) == {"kafka": 2, "flink-taskmanager": 1}
 
 
-def test_the_kafka_guard_reads_the_client_id_from_a_request_header() -> None:
-    import struct
+def test_the_broker_guard_long_polls_on_memory_storage_only(tmp_path: Path) -> None:
+    from infra.stack.components import build_components
+    from riverbank.settings import load_settings
 
-    from infra.stack.kafka_guard import WARMUP_CLIENT_ID, client_id_of
+    def guard_options(**stack: object) -> list[str]:
+        settings = load_settings(stack={"components": ["kafka"], **stack})
+        (kafka,) = build_components(settings, StatePaths(tmp_path))
+        return kafka.command[: kafka.command.index("--")]
 
-    client_id = WARMUP_CLIENT_ID.encode()
-    body = struct.pack(">hhih", 18, 3, 7, len(client_id)) + client_id + b"\x00"
-    assert client_id_of(struct.pack(">i", len(body)) + body) == WARMUP_CLIENT_ID
-    null_id = struct.pack(">hhih", 3, 12, 1, -1)
-    assert client_id_of(struct.pack(">i", len(null_id)) + null_id) is None
-    assert client_id_of(b"\x00\x00") is None
+    memory = guard_options(broker_storage="memory")
+    assert memory[memory.index("--long-poll-wait-ms") + 1] == "20"
+    assert memory[memory.index("--stats-file") + 1] == str(tmp_path / "kafka-guard.json")
+    assert "--long-poll-wait-ms" not in guard_options(broker_storage="s3")
+    assert "--long-poll-wait-ms" not in guard_options(broker_storage="memory", broker_long_poll_wait_ms=0)

@@ -118,6 +118,9 @@ def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
         }
     else:
         storage = "memory://tansu/"
+    guard_options = ["--stats-file", str(paths.kafka_guard_stats)]
+    if settings.stack.broker_storage == "memory" and settings.stack.broker_long_poll_wait_ms > 0:
+        guard_options += ["--long-poll-wait-ms", str(settings.stack.broker_long_poll_wait_ms)]
     return ComponentSpec(
         name="kafka",
         address=f"{host}:{port}",
@@ -128,6 +131,7 @@ def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
             "infra.stack.kafka_guard",
             "--listen",
             f"{host}:{port}",
+            *guard_options,
             "--",
             binary,
             "broker",

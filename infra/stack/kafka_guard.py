@@ -11,6 +11,16 @@ the Kafka request header), and only then forwards the held and new connections b
 When Tansu exits, the guard exits too (and Tansu dies with the guard), so the supervisor restarts
 both and every restart is warmed up again.
 
+With `--long-poll-wait-ms`, the guard also answers Fetch long polls the way a Kafka broker does,
+which Tansu does not: Tansu answers a Fetch when its `MaxWaitMs` timer runs out, however soon data
+arrives. The guard reads request and response frames (`kafka_wire`) and holds a Fetch when that
+connection's previous Fetch came back without records and no Produce has been answered since it
+was forwarded; it releases the Fetch when a Produce response passes through (on any connection) or
+the client's wait runs out, and forwards every Fetch with its wait cut to the given milliseconds.
+Requests after a held Fetch on the same connection wait behind it, as on a Kafka broker (which
+reads no further request from a connection until it has answered the current one). Counters go
+to `--stats-file` (JSON, rewritten every second) so that tests and operators can see it work.
+
     python -m infra.stack.kafka_guard --listen 127.0.0.1:9092 -- tansu broker --storage-engine ...
 """
 
@@ -18,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import ctypes
+import json
 import signal
 import socket
 import struct
@@ -27,13 +39,20 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from infra.stack import kafka_wire as wire
 
 WARMUP_CLIENT_ID = "riverbank-kafka-guard-warmup"
 _PR_SET_PDEATHSIG = 1
 _READ_SIZE = 256 * 1024
 _WARMUP_TIMEOUT_S = 120.0
 _DRAIN_S = 2.0
+_STATS_EVERY_S = 1.0
+#: Kafka's default socket.request.max.bytes; responses (Fetch) may be larger.
+_MAX_FRAME = 100 * 1024 * 1024
 
 
 def log(message: str) -> None:
@@ -52,21 +71,28 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def client_id_of(request: bytes) -> str | None:
-    """The client id in a Kafka request header (size, api key, version, correlation id, client id)."""
-    if len(request) < 14:
-        return None
-    (length,) = struct.unpack_from(">h", request, 12)
-    if length < 0 or len(request) < 14 + length:
-        return None
-    return request[14 : 14 + length].decode("utf-8", "replace")
+@dataclass
+class _Connection:
+    """What the long poll tracks about one client connection."""
+
+    #: (correlation id, api key, api version) of requests forwarded and not yet answered, in order.
+    pending: collections.deque[tuple[int, int, int]] = field(default_factory=collections.deque)
+    #: The first Fetch on a connection is never held.
+    last_fetch_had_records: bool = True
+    produces_at_last_fetch: int = -1
+    #: Off once a request or response cannot be followed: the connection is then only forwarded.
+    holding: bool = True
 
 
 class Guard:
-    def __init__(self, backend: tuple[str, int]) -> None:
+    def __init__(self, backend: tuple[str, int], long_poll_wait_ms: int | None = None) -> None:
         self.backend = backend
+        self.long_poll_wait_ms = long_poll_wait_ms
         self.warm = asyncio.Event()
+        self.counters: collections.Counter[str] = collections.Counter()
         self._request_pumps: set[asyncio.Future[None]] = set()
+        self._produces = 0
+        self._produced: asyncio.Future[None] | None = None
 
     def stop_requests(self) -> None:
         """Forward no more requests; responses to those already forwarded still flow back."""
@@ -81,20 +107,158 @@ class Guard:
 
     async def _forward(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
-            size = await client_r.readexactly(4)
-            (length,) = struct.unpack(">i", size)
-            first = size + await client_r.readexactly(length)
-            if client_id_of(first) != WARMUP_CLIENT_ID:
+            first = await _read_frame(client_r)
+            if first is None:
+                raise ConnectionError("closed before its first request")
+            if wire.request_header(first).client_id != WARMUP_CLIENT_ID:
                 await self.warm.wait()
             backend_r, backend_w = await asyncio.open_connection(*self.backend)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, wire.WireError):
             client_w.close()
             return
-        backend_w.write(first)
-        requests = asyncio.ensure_future(_pump(client_r, backend_w))
+        if self.long_poll_wait_ms is None:
+            backend_w.write(_framed(first))
+            requests = asyncio.ensure_future(_pump(client_r, backend_w))
+            responses = _pump(backend_r, client_w)
+        else:
+            connection = _Connection()
+            requests = asyncio.ensure_future(self._requests(connection, first, client_r, backend_w))
+            responses = self._responses(connection, backend_r, client_w)
         self._request_pumps.add(requests)
         requests.add_done_callback(self._request_pumps.discard)
-        await asyncio.gather(requests, _pump(backend_r, client_w))
+        await asyncio.gather(requests, responses)
+
+    async def _requests(
+        self,
+        connection: _Connection,
+        frame: bytes | None,
+        client_r: asyncio.StreamReader,
+        backend_w: asyncio.StreamWriter,
+    ) -> None:
+        try:
+            while frame is not None:
+                frame = await self._on_request(connection, frame)
+                backend_w.write(_framed(frame))
+                await backend_w.drain()
+                frame = await _read_frame(client_r)
+        except asyncio.CancelledError:
+            return  # stopping: keep the connection open so in-flight responses still arrive
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        with contextlib.suppress(ConnectionError, OSError):
+            backend_w.close()
+
+    async def _on_request(self, connection: _Connection, frame: bytes) -> bytes:
+        """Note what answer `frame` expects; hold a Fetch if nothing can have arrived for it."""
+        if not connection.holding:
+            return frame
+        try:
+            header = wire.request_header(frame)
+            known_produce = header.api_key == wire.PRODUCE and header.body_offset is not None
+            if known_produce and wire.produce_acks(frame, header) == 0:  # no response will follow
+                self._note_produce()
+                return frame
+            connection.pending.append((header.correlation_id, header.api_key, header.api_version))
+            if header.api_key != wire.FETCH or header.body_offset is None:
+                return frame
+            wait_ms = wire.fetch_max_wait_ms(frame, header)
+        except wire.WireError as exc:
+            self._unparsed(connection, f"request: {exc}")
+            return frame
+        self.counters["fetches"] += 1
+        self.counters[f"fetches_v{header.api_version}"] += 1
+        nothing_new = self._produces == connection.produces_at_last_fetch
+        if not connection.last_fetch_had_records and nothing_new and wait_ms > 0:
+            self.counters["fetches_held"] += 1
+            released = await self._produce_within(wait_ms / 1000)
+            self.counters["released_by_produce" if released else "released_by_timeout"] += 1
+        connection.produces_at_last_fetch = self._produces
+        assert self.long_poll_wait_ms is not None
+        return wire.with_fetch_max_wait_ms(frame, header, min(wait_ms, self.long_poll_wait_ms))
+
+    async def _responses(
+        self, connection: _Connection, backend_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while (frame := await _read_frame(backend_r, limit=2**31 - 1)) is not None:
+                self._on_response(connection, frame)
+                client_w.write(_framed(frame))
+                await client_w.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        with contextlib.suppress(ConnectionError, OSError):
+            client_w.close()
+
+    def _on_response(self, connection: _Connection, frame: bytes) -> None:
+        if not connection.holding:
+            return
+        if not connection.pending:
+            self._unparsed(connection, "a response to no request")
+            return
+        correlation_id, api_key, version = connection.pending.popleft()
+        if frame[:4] != correlation_id.to_bytes(4, "big", signed=True):
+            self._unparsed(connection, f"a response out of order (expected correlation id {correlation_id})")
+            return
+        if api_key == wire.PRODUCE:
+            self._note_produce()
+        elif api_key == wire.FETCH and version in wire.FETCH_VERSIONS:
+            try:
+                had_records = wire.fetch_response_has_records(frame, version)
+            except wire.WireError as exc:
+                self._unparsed(connection, f"Fetch v{version} response: {exc}")
+                had_records = True  # never hold a consumer on a response the guard cannot read
+            connection.last_fetch_had_records = had_records
+            self.counters["fetch_responses_with_records" if had_records else "empty_fetch_responses"] += 1
+
+    def _note_produce(self) -> None:
+        self._produces += 1
+        self.counters["produces"] += 1
+        if self._produced is not None:
+            self._produced.set_result(None)
+            self._produced = None
+
+    async def _produce_within(self, timeout_s: float) -> bool:
+        if self._produced is None:
+            self._produced = asyncio.get_running_loop().create_future()
+        done, _ = await asyncio.wait({self._produced}, timeout=timeout_s)
+        return bool(done)
+
+    def _unparsed(self, connection: _Connection, what: str) -> None:
+        self.counters["unparsed"] += 1
+        if connection.holding:
+            connection.holding = False
+            log(f"long poll off for a connection: could not follow {what}")
+
+
+async def _read_frame(reader: asyncio.StreamReader, limit: int = _MAX_FRAME) -> bytes | None:
+    """One size-prefixed Kafka message without its prefix; None at a clean end of stream."""
+    try:
+        size = await reader.readexactly(4)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise
+        return None
+    (length,) = struct.unpack(">i", size)
+    if not 0 <= length <= limit:  # not Kafka (or a request no broker would take): do not buffer it
+        raise ConnectionError(f"a frame of {length} bytes")
+    return await reader.readexactly(length)
+
+
+def _framed(frame: bytes) -> bytes:
+    return struct.pack(">i", len(frame)) + frame
+
+
+async def write_stats(guard: Guard, path: Path) -> None:
+    """Rewrite the guard's counters to `path` every second while they change."""
+    written: dict[str, int] | None = None
+    while True:
+        current = dict(guard.counters)
+        if current != written:
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.write_text(json.dumps(current, sort_keys=True))
+            temporary.replace(path)
+            written = current
+        await asyncio.sleep(_STATS_EVERY_S)
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -166,15 +330,23 @@ def warm_up(public: str, internal: str, timeout_s: float) -> int:
     return len(partitions)
 
 
-async def serve(listen: tuple[str, int], tansu: list[str]) -> int:
+async def serve(
+    listen: tuple[str, int],
+    tansu: list[str],
+    long_poll_wait_ms: int | None = None,
+    stats_file: Path | None = None,
+) -> int:
     internal_port = free_port(listen[0])
     command = [_replace_listener(arg, internal_port) for arg in tansu]
     # Its own session: the supervisor's stop signal reaches the guard only, which stops Tansu once
     # in-flight requests are answered. PDEATHSIG still takes Tansu down if the guard is killed.
     child = subprocess.Popen(command, preexec_fn=_die_with_parent, start_new_session=True)
-    guard = Guard((listen[0], internal_port))
+    guard = Guard((listen[0], internal_port), long_poll_wait_ms)
     server = await asyncio.start_server(guard.handle, listen[0], listen[1], reuse_address=True)
     log(f"tansu pid {child.pid} on internal port {internal_port}; holding clients on {listen[0]}:{listen[1]}")
+    if long_poll_wait_ms is not None:
+        log(f"long poll on: Fetches forwarded with a wait of at most {long_poll_wait_ms} ms")
+    stats = asyncio.ensure_future(write_stats(guard, stats_file)) if stats_file else None
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -197,6 +369,8 @@ async def serve(listen: tuple[str, int], tansu: list[str]) -> int:
     stop_wait: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
     await asyncio.wait([child_exit, stop_wait], return_when=asyncio.FIRST_COMPLETED)
     server.close()
+    if stats is not None:
+        stats.cancel()
     if child.poll() is None:
         guard.stop_requests()
         await asyncio.sleep(_DRAIN_S)  # requests already forwarded are persisted and answered
@@ -220,12 +394,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--listen", required=True, help="public host:port clients connect to")
     parser.add_argument(
+        "--long-poll-wait-ms",
+        type=int,
+        help="hold Fetches until a Produce is answered, and forward them with at most this wait",
+    )
+    parser.add_argument("--stats-file", type=Path, help="where to write the guard's counters (JSON)")
+    parser.add_argument(
         "tansu", nargs=argparse.REMAINDER, help="-- the tansu command; {internal_port} is filled in"
     )
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
     command = args.tansu[1:] if args.tansu[:1] == ["--"] else args.tansu
-    sys.exit(asyncio.run(serve((host, int(port)), command)))
+    sys.exit(asyncio.run(serve((host, int(port)), command, args.long_poll_wait_ms, args.stats_file)))
 
 
 if __name__ == "__main__":

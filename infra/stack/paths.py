@@ -48,6 +48,11 @@ class StatePaths:
         return self.root / "s3"
 
     @property
+    def kafka_guard_stats(self) -> Path:
+        """The broker guard's counters (its long poll), rewritten every second."""
+        return self.root / "kafka-guard.json"
+
+    @property
     def flink(self) -> Path:
         return self.root / "flink"
 

@@ -1,0 +1,173 @@
+"""Just enough of the Kafka wire protocol for the broker guard's long poll.
+
+The guard reads request and response frames (a big-endian int32 size, then the message) and needs
+four facts from them: which API a request is and its correlation id, a Fetch request's
+`MaxWaitMs` (to rewrite it), a Produce request's `Acks` (acks=0 has no response), and whether a
+Fetch response carried any records. Field layouts follow Kafka's message definitions
+(`FetchRequest.json`, `FetchResponse.json`, `ProduceRequest.json`); "flexible" versions use
+compact encodings and tagged fields. Frames here exclude the 4-byte size prefix.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+PRODUCE = 0
+FETCH = 1
+#: The versions whose layout this module knows; the guard forwards others untouched.
+FETCH_VERSIONS = range(0, 18)
+PRODUCE_VERSIONS = range(0, 13)
+_FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12}
+
+
+class WireError(ValueError):
+    """A frame that does not parse as the message it claims to be."""
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data = data
+        self.pos = pos
+
+    def skip(self, n: int) -> None:
+        if n < 0 or self.pos + n > len(self.data):
+            raise WireError(f"field of {n} bytes at {self.pos} runs past the {len(self.data)}-byte frame")
+        self.pos += n
+
+    def _unpack(self, fmt: str, size: int) -> int:
+        start = self.pos
+        self.skip(size)
+        return int(struct.unpack_from(fmt, self.data, start)[0])
+
+    def int16(self) -> int:
+        return self._unpack(">h", 2)
+
+    def int32(self) -> int:
+        return self._unpack(">i", 4)
+
+    def uvarint(self) -> int:
+        value = shift = 0
+        while True:
+            if self.pos >= len(self.data) or shift > 28:
+                raise WireError(f"bad unsigned varint at {self.pos}")
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    def length(self, flexible: bool, *, wide: bool) -> int:
+        """A string's, bytes' or array's length; -1 for null. Compact forms store length + 1."""
+        if flexible:
+            return self.uvarint() - 1
+        return self.int32() if wide else self.int16()
+
+    def skip_string(self, flexible: bool) -> None:
+        self.skip(max(self.length(flexible, wide=False), 0))
+
+    def skip_tagged_fields(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()  # tag
+            self.skip(self.uvarint())
+
+
+@dataclass(frozen=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    #: Where the request body starts in the frame; None when the guard does not parse this API.
+    body_offset: int | None
+
+
+def flexible(api_key: int, version: int) -> bool:
+    return version >= _FLEXIBLE_FROM.get(api_key, 1 << 15)
+
+
+def request_header(frame: bytes) -> RequestHeader:
+    """The request header (v1, or v2 with tagged fields for flexible versions of Fetch and Produce)."""
+    reader = _Reader(frame)
+    api_key, api_version = reader.int16(), reader.int16()
+    correlation_id = reader.int32()
+    size = reader.int16()  # client id: a nullable string in every header version
+    start = reader.pos
+    reader.skip(max(size, 0))
+    client_id = None if size < 0 else frame[start : start + size].decode("utf-8", "replace")
+    body_offset = None
+    if (api_key == FETCH and api_version in FETCH_VERSIONS) or (
+        api_key == PRODUCE and api_version in PRODUCE_VERSIONS
+    ):
+        if flexible(api_key, api_version):
+            reader.skip_tagged_fields()
+        body_offset = reader.pos
+    return RequestHeader(api_key, api_version, correlation_id, client_id, body_offset)
+
+
+def _max_wait_offset(header: RequestHeader) -> int:
+    if header.api_key != FETCH or header.body_offset is None:
+        raise WireError(f"api {header.api_key} v{header.api_version} is not a Fetch this module knows")
+    # ReplicaId (int32) comes first up to v14; v15 moved it into a tagged field.
+    return header.body_offset + (4 if header.api_version < 15 else 0)
+
+
+def fetch_max_wait_ms(frame: bytes, header: RequestHeader) -> int:
+    reader = _Reader(frame, _max_wait_offset(header))
+    return reader.int32()
+
+
+def with_fetch_max_wait_ms(frame: bytes, header: RequestHeader, max_wait_ms: int) -> bytes:
+    """The same Fetch request asking the broker to wait at most `max_wait_ms`."""
+    offset = _max_wait_offset(header)
+    _Reader(frame, offset).int32()  # bounds check
+    return frame[:offset] + struct.pack(">i", max_wait_ms) + frame[offset + 4 :]
+
+
+def produce_acks(frame: bytes, header: RequestHeader) -> int:
+    if header.api_key != PRODUCE or header.body_offset is None:
+        raise WireError(f"api {header.api_key} v{header.api_version} is not a Produce this module knows")
+    reader = _Reader(frame, header.body_offset)
+    if header.api_version >= 3:
+        reader.skip_string(flexible(PRODUCE, header.api_version))  # TransactionalId
+    return reader.int16()
+
+
+def fetch_response_has_records(frame: bytes, version: int) -> bool:
+    """Whether any partition of a Fetch response of `version` carries record bytes."""
+    if version not in FETCH_VERSIONS:
+        raise WireError(f"Fetch response v{version} is not one this module knows")
+    flex = version >= _FLEXIBLE_FROM[FETCH]
+    reader = _Reader(frame)
+    reader.int32()  # correlation id
+    if flex:
+        reader.skip_tagged_fields()  # response header v1
+    if version >= 1:
+        reader.skip(4)  # ThrottleTimeMs
+    if version >= 7:
+        reader.skip(2 + 4)  # ErrorCode, SessionId
+    for _ in range(reader.length(flex, wide=True)):
+        if version >= 13:
+            reader.skip(16)  # TopicId
+        else:
+            reader.skip_string(flex)  # Topic
+        for _ in range(reader.length(flex, wide=True)):
+            reader.skip(4 + 2 + 8)  # PartitionIndex, ErrorCode, HighWatermark
+            reader.skip(8 * ((version >= 4) + (version >= 5)))  # LastStableOffset, LogStartOffset
+            if version >= 4:
+                for _ in range(reader.length(flex, wide=True)):  # AbortedTransactions
+                    reader.skip(8 + 8)  # ProducerId, FirstOffset
+                    if flex:
+                        reader.skip_tagged_fields()
+            if version >= 11:
+                reader.skip(4)  # PreferredReadReplica
+            size = reader.length(flex, wide=True)  # Records
+            if size > 0:
+                return True
+            reader.skip(max(size, 0))
+            if flex:
+                reader.skip_tagged_fields()
+        if flex:
+            reader.skip_tagged_fields()
+    return False

