@@ -66,7 +66,7 @@ def test_unexpected_exits_are_counted_since_the_last_supervisor_start() -> None:
     assert count_unexpected_exits(log) == {"kafka": 2, "flink-taskmanager": 1}
 
 
-def test_the_broker_guard_long_polls_on_memory_storage_only(tmp_path: Path) -> None:
+def test_the_broker_guard_long_polls_on_memory_storage_only_when_asked(tmp_path: Path) -> None:
     from infra.stack.components import build_components
     from riverbank.settings import load_settings
 
@@ -75,8 +75,8 @@ def test_the_broker_guard_long_polls_on_memory_storage_only(tmp_path: Path) -> N
         (kafka,) = build_components(settings, StatePaths(tmp_path))
         return kafka.command[: kafka.command.index("--")]
 
-    memory = guard_options(broker_storage="memory")
+    memory = guard_options(broker_storage="memory", broker_long_poll_wait_ms=20)
     assert memory[memory.index("--long-poll-wait-ms") + 1] == "20"
     assert memory[memory.index("--stats-file") + 1] == str(tmp_path / "kafka-guard.json")
-    assert "--long-poll-wait-ms" not in guard_options(broker_storage="s3")
-    assert "--long-poll-wait-ms" not in guard_options(broker_storage="memory", broker_long_poll_wait_ms=0)
+    assert "--long-poll-wait-ms" not in guard_options(broker_storage="s3", broker_long_poll_wait_ms=20)
+    assert "--long-poll-wait-ms" not in guard_options(broker_storage="memory")  # off by default
