@@ -89,7 +89,9 @@ class KafkaSettings(_Section):
     sasl_password: SecretStr | None = None
     ssl_ca_location: Path | None = None
     client_id: str = "riverbank"
-    #: Used when Riverbank creates its topics (Tansu gives auto-created topics 4 partitions).
+    #: Used when Riverbank creates its topics (Tansu gives auto-created topics 4 partitions). The
+    #: local profile makes it 1 unless set: there the jobs run at parallelism 1, and the embedded
+    #: broker's cost per fetch grows with partitions x batches (ARCHITECTURE.md, "Tansu's fetches").
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     #: librdkafka's max.in.flight.requests.per.connection for producers; unset keeps the client
@@ -481,6 +483,8 @@ class Settings(BaseSettings):
             unset = {k: v for k, v in defaults.items() if getattr(current, k) is None}
             if unset:
                 object.__setattr__(self, section, current.model_copy(update=unset))
+        if "topic_partitions" not in self.kafka.model_fields_set:
+            object.__setattr__(self, "kafka", self.kafka.model_copy(update={"topic_partitions": 1}))
         if self.source_db.password_file is None:
             password_file = self.stack.source_db_password_file
             object.__setattr__(

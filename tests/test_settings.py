@@ -119,12 +119,21 @@ def test_aws_profile_when_configured_uses_no_local_defaults(monkeypatch: pytest.
     assert settings.lake.catalog == "glue"
     assert settings.lake.catalog_uri is None  # the local sqlite catalog is not filled in
     assert settings.flink.rest_url is None
+    assert settings.kafka.topic_partitions == 4
     assert settings.kafka.client_config() == {
         "bootstrap.servers": "b-1.msk.eu-west-1.amazonaws.com:9098",
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "OAUTHBEARER",
         "client.id": "riverbank",
     }
+
+
+def test_the_local_profile_creates_one_partition_per_topic_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().kafka.topic_partitions == 1
+    monkeypatch.setenv("RIVERBANK_KAFKA__TOPIC_PARTITIONS", "4")
+    assert load_settings().kafka.topic_partitions == 4
 
 
 def test_client_configs_carry_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
