@@ -273,7 +273,13 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
     fraud = settings.fraud
     config = JobConfig.from_settings(settings)
     configure_environment(env, settings)
-    consumer = {"fetch.max.wait.ms": str(fraud.fetch_max_wait_ms)}
+    consumer = {
+        "fetch.max.wait.ms": str(fraud.fetch_max_wait_ms),
+        # More per partition and fetch than the 1 MiB default: a backlog on few partitions needs
+        # fewer fetches, and each costs the embedded broker a listing of the partition's batches
+        # (measured on its s3 storage with one partition: drain 1,684 -> 2,814 events/s).
+        "max.partition.fetch.bytes": str(8 * 1024 * 1024),
+    }
 
     events_source = kafka_source(
         settings,
