@@ -47,7 +47,7 @@ def embedded_stack(request: pytest.FixtureRequest) -> Iterator[RunningStack]:
     components = [c for c in ALL_COMPONENTS if c not in external and c not in ("cdc", "sink", "refresh")]
     # The suite exercises multi-partition topics (keyed partitioning, per-partition offsets and
     # watermarks), whatever the local profile's default of one partition per topic.
-    with running_stack("session", components, env={"RIVERBANK_KAFKA__TOPIC_PARTITIONS": "4"}) as handle:
+    with running_stack("session", components, extra_env={"RIVERBANK_KAFKA__TOPIC_PARTITIONS": "4"}) as handle:
         # Endpoints of external components pass through to the CLI and to load_settings().
         handle.env.update({v: os.environ[v] for c, v in EXTERNAL_ENDPOINTS.items() if c in external})
         yield handle

@@ -128,12 +128,16 @@ def make_state_dir(name: str) -> Path:
 
 @contextlib.contextmanager
 def running_stack(
-    name: str, components: list[str], *, broker_storage: str = "s3", env: dict[str, str] | None = None
+    name: str,
+    components: list[str],
+    *,
+    broker_storage: str = "s3",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[RunningStack]:
     """Bring a private stack up; on exit bring it down and remove it (logs are kept on failure).
-    ``env`` adds settings of the stack's own (e.g. the partitions of the topics it creates)."""
+    ``extra_env`` adds settings of the stack's own (e.g. the partitions of the topics it creates)."""
     state_dir = make_state_dir(name)
-    env = stack_env(state_dir, components, broker_storage) | (env or {})
+    env = stack_env(state_dir, components, broker_storage) | (extra_env or {})
     with environ(env):
         settings = load_settings()
     handle = RunningStack(settings, env)

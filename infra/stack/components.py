@@ -118,9 +118,12 @@ def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
         }
     else:
         storage = "memory://tansu/"
-    guard_options = ["--stats-file", str(paths.kafka_guard_stats)]
+    guard_options: list[str] = []
     if settings.stack.broker_storage == "memory" and settings.stack.broker_long_poll_wait_ms > 0:
-        guard_options += ["--long-poll-wait-ms", str(settings.stack.broker_long_poll_wait_ms)]
+        guard_options = [
+            "--long-poll-wait-ms", str(settings.stack.broker_long_poll_wait_ms),
+            "--stats-file", str(paths.kafka_guard_stats),
+        ]  # fmt: skip
     return ComponentSpec(
         name="kafka",
         address=f"{host}:{port}",

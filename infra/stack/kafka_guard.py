@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,6 @@ class Guard:
         self.warm = asyncio.Event()
         self.counters: collections.Counter[str] = collections.Counter()
         self._request_pumps: set[asyncio.Future[None]] = set()
-        self._produces = 0
         self._produced: asyncio.Future[None] | None = None
 
     def stop_requests(self) -> None:
@@ -122,31 +122,18 @@ class Guard:
             responses = _pump(backend_r, client_w)
         else:
             connection = _Connection()
-            requests = asyncio.ensure_future(self._requests(connection, first, client_r, backend_w))
-            responses = self._responses(connection, backend_r, client_w)
+
+            async def on_response(frame: bytes) -> bytes:
+                self._on_response(connection, frame)
+                return frame
+
+            requests = asyncio.ensure_future(
+                _pump_frames(client_r, backend_w, lambda f: self._on_request(connection, f), first=first)
+            )
+            responses = _pump_frames(backend_r, client_w, on_response, limit=2**31 - 1)
         self._request_pumps.add(requests)
         requests.add_done_callback(self._request_pumps.discard)
         await asyncio.gather(requests, responses)
-
-    async def _requests(
-        self,
-        connection: _Connection,
-        frame: bytes | None,
-        client_r: asyncio.StreamReader,
-        backend_w: asyncio.StreamWriter,
-    ) -> None:
-        try:
-            while frame is not None:
-                frame = await self._on_request(connection, frame)
-                backend_w.write(_framed(frame))
-                await backend_w.drain()
-                frame = await _read_frame(client_r)
-        except asyncio.CancelledError:
-            return  # stopping: keep the connection open so in-flight responses still arrive
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
-        with contextlib.suppress(ConnectionError, OSError):
-            backend_w.close()
 
     async def _on_request(self, connection: _Connection, frame: bytes) -> bytes:
         """Note what answer `frame` expects; hold a Fetch if nothing can have arrived for it."""
@@ -167,27 +154,14 @@ class Guard:
             return frame
         self.counters["fetches"] += 1
         self.counters[f"fetches_v{header.api_version}"] += 1
-        nothing_new = self._produces == connection.produces_at_last_fetch
+        nothing_new = self.counters["produces"] == connection.produces_at_last_fetch
         if not connection.last_fetch_had_records and nothing_new and wait_ms > 0:
             self.counters["fetches_held"] += 1
             released = await self._produce_within(wait_ms / 1000)
             self.counters["released_by_produce" if released else "released_by_timeout"] += 1
-        connection.produces_at_last_fetch = self._produces
+        connection.produces_at_last_fetch = self.counters["produces"]
         assert self.long_poll_wait_ms is not None
         return wire.with_fetch_max_wait_ms(frame, header, min(wait_ms, self.long_poll_wait_ms))
-
-    async def _responses(
-        self, connection: _Connection, backend_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
-    ) -> None:
-        try:
-            while (frame := await _read_frame(backend_r, limit=2**31 - 1)) is not None:
-                self._on_response(connection, frame)
-                client_w.write(_framed(frame))
-                await client_w.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
-        with contextlib.suppress(ConnectionError, OSError):
-            client_w.close()
 
     def _on_response(self, connection: _Connection, frame: bytes) -> None:
         if not connection.holding:
@@ -211,7 +185,6 @@ class Guard:
             self.counters["fetch_responses_with_records" if had_records else "empty_fetch_responses"] += 1
 
     def _note_produce(self) -> None:
-        self._produces += 1
         self.counters["produces"] += 1
         if self._produced is not None:
             self._produced.set_result(None)
@@ -228,6 +201,29 @@ class Guard:
         if connection.holding:
             connection.holding = False
             log(f"long poll off for a connection: could not follow {what}")
+
+
+async def _pump_frames(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    on_frame: Callable[[bytes], Awaitable[bytes]],
+    *,
+    first: bytes | None = None,
+    limit: int = _MAX_FRAME,
+) -> None:
+    """`_pump`, one Kafka message at a time, each passed through `on_frame` (which may hold it)."""
+    try:
+        frame = first if first is not None else await _read_frame(reader, limit)
+        while frame is not None:
+            writer.write(_framed(await on_frame(frame)))
+            await writer.drain()
+            frame = await _read_frame(reader, limit)
+    except asyncio.CancelledError:
+        return  # stopping: keep the connection open so in-flight responses still arrive
+    except (asyncio.IncompleteReadError, ConnectionError, OSError):
+        pass
+    with contextlib.suppress(ConnectionError, OSError):
+        writer.close()
 
 
 async def _read_frame(reader: asyncio.StreamReader, limit: int = _MAX_FRAME) -> bytes | None:
