@@ -127,3 +127,46 @@ def test_a_truncated_or_unknown_fetch_response_is_an_error() -> None:
         wire.fetch_response_has_records(frame[:-6], 16)
     with pytest.raises(wire.WireError):
         wire.fetch_response_has_records(frame, 18)
+
+
+def produce_response(version: int, topics: list[list[int]]) -> bytes:
+    """A response with one entry per topic, each with a partition per error code given."""
+    flexible = version >= 9
+    entries = []
+    for name, codes in enumerate(topics):
+        partitions = []
+        for index, code in enumerate(codes):
+            part = struct.pack(">ihq", index, code, -1 if code else 5)  # Index, ErrorCode, BaseOffset
+            part += struct.pack(">q", -1) if version >= 2 else b""  # LogAppendTimeMs
+            part += struct.pack(">q", 0) if version >= 5 else b""  # LogStartOffset
+            if version >= 8:
+                record_error = (
+                    struct.pack(">i", 0) + string("bad record", flexible) + (TAGS if flexible else b"")
+                )
+                part += array([record_error] if code else [], flexible)  # RecordErrors
+                part += string("a message" if code else None, flexible)  # ErrorMessage
+            part += SOME_TAGS if flexible else b""  # e.g. CurrentLeader from v10
+            partitions.append(part)
+        entry = string(f"topic-{name}", flexible) + array(partitions, flexible) + (TAGS if flexible else b"")
+        entries.append(entry)
+    frame = struct.pack(">i", 42) + (SOME_TAGS if flexible else b"") + array(entries, flexible)
+    return frame + (struct.pack(">i", 0) if version >= 1 else b"") + (TAGS if flexible else b"")
+
+
+@pytest.mark.parametrize("version", range(13))
+def test_produce_response_error_codes_are_replaced_in_place(version: int) -> None:
+    duplicate, unknown = wire.DUPLICATE_SEQUENCE_NUMBER, wire.UNKNOWN_SERVER_ERROR
+    frame = produce_response(version, [[0, duplicate], [duplicate, 0, 6]])
+    rewritten, replaced = wire.produce_response_with_error_replaced(frame, version, duplicate, unknown)
+    assert replaced == 2
+    assert rewritten == produce_response(version, [[0, unknown], [unknown, 0, 6]])
+    clean = produce_response(version, [[0, 0], [6]])
+    assert wire.produce_response_with_error_replaced(clean, version, duplicate, unknown) == (clean, 0)
+
+
+def test_a_truncated_or_unknown_produce_response_is_an_error() -> None:
+    frame = produce_response(11, [[46, 0]])
+    with pytest.raises(wire.WireError):
+        wire.produce_response_with_error_replaced(frame[:-12], 11, 46, -1)
+    with pytest.raises(wire.WireError):
+        wire.produce_response_with_error_replaced(frame, 13, 46, -1)

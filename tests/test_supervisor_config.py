@@ -66,17 +66,26 @@ def test_unexpected_exits_are_counted_since_the_last_supervisor_start() -> None:
     assert count_unexpected_exits(log) == {"kafka": 2, "flink-taskmanager": 1}
 
 
-def test_the_broker_guard_long_polls_on_memory_storage_only_when_asked(tmp_path: Path) -> None:
+def guard_options(state: Path, **stack: object) -> list[str]:
+    """The broker guard's own arguments (before Tansu's command) for these stack settings."""
     from infra.stack.components import build_components
     from riverbank.settings import load_settings
 
-    def guard_options(**stack: object) -> list[str]:
-        settings = load_settings(stack={"components": ["kafka"], **stack})
-        (kafka,) = build_components(settings, StatePaths(tmp_path))
-        return kafka.command[: kafka.command.index("--")]
+    settings = load_settings(stack={"components": ["kafka"], **stack})
+    (kafka,) = build_components(settings, StatePaths(state))
+    return kafka.command[kafka.command.index("--listen") + 2 : kafka.command.index("--")]
 
-    memory = guard_options(broker_storage="memory", broker_long_poll_wait_ms=20)
-    assert memory[memory.index("--long-poll-wait-ms") + 1] == "20"
-    assert memory[memory.index("--stats-file") + 1] == str(tmp_path / "kafka-guard.json")
-    assert "--long-poll-wait-ms" not in guard_options(broker_storage="s3", broker_long_poll_wait_ms=20)
-    assert "--long-poll-wait-ms" not in guard_options(broker_storage="memory")  # off by default
+
+def test_the_broker_guard_long_polls_on_memory_storage_only_when_asked(tmp_path: Path) -> None:
+    memory = guard_options(tmp_path, broker_storage="memory", broker_long_poll_wait_ms=20)
+    assert memory == ["--long-poll-wait-ms", "20", "--stats-file", str(tmp_path / "kafka-guard.json")]
+    assert "--long-poll-wait-ms" not in guard_options(
+        tmp_path, broker_storage="s3", broker_long_poll_wait_ms=20
+    )
+    assert guard_options(tmp_path, broker_storage="memory") == []  # off by default: bytes forwarded unread
+
+
+def test_the_broker_guard_fails_unconfirmed_duplicates_on_s3_storage_only(tmp_path: Path) -> None:
+    s3 = guard_options(tmp_path, broker_storage="s3")
+    assert s3 == ["--fail-unconfirmed-duplicates", "--stats-file", str(tmp_path / "kafka-guard.json")]
+    assert "--fail-unconfirmed-duplicates" not in guard_options(tmp_path, broker_storage="memory")

@@ -119,11 +119,13 @@ def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
     else:
         storage = "memory://tansu/"
     guard_options: list[str] = []
-    if settings.stack.broker_storage == "memory" and settings.stack.broker_long_poll_wait_ms > 0:
-        guard_options = [
-            "--long-poll-wait-ms", str(settings.stack.broker_long_poll_wait_ms),
-            "--stats-file", str(paths.kafka_guard_stats),
-        ]  # fmt: skip
+    if settings.stack.broker_storage == "s3":
+        # Tansu on an object store can answer DUPLICATE_SEQUENCE_NUMBER for a batch it never stored.
+        guard_options = ["--fail-unconfirmed-duplicates"]
+    elif settings.stack.broker_long_poll_wait_ms > 0:
+        guard_options = ["--long-poll-wait-ms", str(settings.stack.broker_long_poll_wait_ms)]
+    if guard_options:
+        guard_options += ["--stats-file", str(paths.kafka_guard_stats)]
     return ComponentSpec(
         name="kafka",
         address=f"{host}:{port}",

@@ -21,6 +21,15 @@ Requests after a held Fetch on the same connection wait behind it, as on a Kafka
 reads no further request from a connection until it has answered the current one). Counters go
 to `--stats-file` (JSON, rewritten every second) so that tests and operators can see it work.
 
+With `--fail-unconfirmed-duplicates` (on s3 storage), a Produce answered DUPLICATE_SEQUENCE_NUMBER
+reaches the client as UNKNOWN_SERVER_ERROR. Kafka brokers give that answer only for a batch they
+already hold, and clients count it as delivered. Tansu 0.6 also gives it for a batch it never
+stored: it advances the producer's sequence before writing the batch, and when its object store
+lost the answer to that write it retries, finds the sequence advanced and calls the batch a
+duplicate (measured: the record was acknowledged, at offset -1, and the next record took its
+offset). Tansu cannot tell the two cases apart, so the client is told the batch failed: a failure
+may have been stored, an acknowledgement is always true.
+
     python -m infra.stack.kafka_guard --listen 127.0.0.1:9092 -- tansu broker --storage-engine ...
 """
 
@@ -74,7 +83,7 @@ def free_port(host: str) -> int:
 
 @dataclass
 class _Connection:
-    """What the long poll tracks about one client connection."""
+    """What the guard tracks about one client connection when it reads its frames."""
 
     #: (correlation id, api key, api version) of requests forwarded and not yet answered, in order.
     pending: collections.deque[tuple[int, int, int]] = field(default_factory=collections.deque)
@@ -82,13 +91,19 @@ class _Connection:
     last_fetch_had_records: bool = True
     produces_at_last_fetch: int = -1
     #: Off once a request or response cannot be followed: the connection is then only forwarded.
-    holding: bool = True
+    following: bool = True
 
 
 class Guard:
-    def __init__(self, backend: tuple[str, int], long_poll_wait_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        backend: tuple[str, int],
+        long_poll_wait_ms: int | None = None,
+        fail_unconfirmed_duplicates: bool = False,
+    ) -> None:
         self.backend = backend
         self.long_poll_wait_ms = long_poll_wait_ms
+        self.fail_unconfirmed_duplicates = fail_unconfirmed_duplicates
         self.warm = asyncio.Event()
         self.counters: collections.Counter[str] = collections.Counter()
         self._request_pumps: set[asyncio.Future[None]] = set()
@@ -116,7 +131,7 @@ class Guard:
         except (asyncio.IncompleteReadError, ConnectionError, OSError, wire.WireError):
             client_w.close()
             return
-        if self.long_poll_wait_ms is None:
+        if self.long_poll_wait_ms is None and not self.fail_unconfirmed_duplicates:
             backend_w.write(_framed(first))
             requests = asyncio.ensure_future(_pump(client_r, backend_w))
             responses = _pump(backend_r, client_w)
@@ -124,8 +139,7 @@ class Guard:
             connection = _Connection()
 
             async def on_response(frame: bytes) -> bytes:
-                self._on_response(connection, frame)
-                return frame
+                return self._on_response(connection, frame)
 
             requests = asyncio.ensure_future(
                 _pump_frames(client_r, backend_w, lambda f: self._on_request(connection, f), first=first)
@@ -137,7 +151,7 @@ class Guard:
 
     async def _on_request(self, connection: _Connection, frame: bytes) -> bytes:
         """Note what answer `frame` expects; hold a Fetch if nothing can have arrived for it."""
-        if not connection.holding:
+        if not connection.following:
             return frame
         try:
             header = wire.request_header(frame)
@@ -146,7 +160,7 @@ class Guard:
                 self._note_produce()
                 return frame
             connection.pending.append((header.correlation_id, header.api_key, header.api_version))
-            if header.api_key != wire.FETCH or header.body_offset is None:
+            if self.long_poll_wait_ms is None or header.api_key != wire.FETCH or header.body_offset is None:
                 return frame
             wait_ms = wire.fetch_max_wait_ms(frame, header)
         except wire.WireError as exc:
@@ -163,19 +177,21 @@ class Guard:
         assert self.long_poll_wait_ms is not None
         return wire.with_fetch_max_wait_ms(frame, header, min(wait_ms, self.long_poll_wait_ms))
 
-    def _on_response(self, connection: _Connection, frame: bytes) -> None:
-        if not connection.holding:
-            return
+    def _on_response(self, connection: _Connection, frame: bytes) -> bytes:
+        if not connection.following:
+            return frame
         if not connection.pending:
             self._unparsed(connection, "a response to no request")
-            return
+            return frame
         correlation_id, api_key, version = connection.pending.popleft()
         if frame[:4] != correlation_id.to_bytes(4, "big", signed=True):
             self._unparsed(connection, f"a response out of order (expected correlation id {correlation_id})")
-            return
+            return frame
         if api_key == wire.PRODUCE:
             self._note_produce()
-        elif api_key == wire.FETCH and version in wire.FETCH_VERSIONS:
+            if self.fail_unconfirmed_duplicates:
+                return self._fail_duplicates(connection, frame, version)
+        elif api_key == wire.FETCH and version in wire.FETCH_VERSIONS and self.long_poll_wait_ms is not None:
             try:
                 had_records = wire.fetch_response_has_records(frame, version)
             except wire.WireError as exc:
@@ -183,6 +199,20 @@ class Guard:
                 had_records = True  # never hold a consumer on a response the guard cannot read
             connection.last_fetch_had_records = had_records
             self.counters["fetch_responses_with_records" if had_records else "empty_fetch_responses"] += 1
+        return frame
+
+    def _fail_duplicates(self, connection: _Connection, frame: bytes, version: int) -> bytes:
+        try:
+            frame, failed = wire.produce_response_with_error_replaced(
+                frame, version, wire.DUPLICATE_SEQUENCE_NUMBER, wire.UNKNOWN_SERVER_ERROR
+            )
+        except wire.WireError as exc:
+            self._unparsed(connection, f"Produce v{version} response: {exc}")
+            return frame
+        if failed:
+            self.counters["unconfirmed_duplicates_failed"] += failed
+            log(f"{failed} partition(s) answered DUPLICATE_SEQUENCE_NUMBER: told the client they failed")
+        return frame
 
     def _note_produce(self) -> None:
         self.counters["produces"] += 1
@@ -198,9 +228,9 @@ class Guard:
 
     def _unparsed(self, connection: _Connection, what: str) -> None:
         self.counters["unparsed"] += 1
-        if connection.holding:
-            connection.holding = False
-            log(f"long poll off for a connection: could not follow {what}")
+        if connection.following:
+            connection.following = False
+            log(f"forwarding a connection unread from now on: could not follow {what}")
 
 
 async def _pump_frames(
@@ -331,13 +361,14 @@ async def serve(
     tansu: list[str],
     long_poll_wait_ms: int | None = None,
     stats_file: Path | None = None,
+    fail_unconfirmed_duplicates: bool = False,
 ) -> int:
     internal_port = free_port(listen[0])
     command = [_replace_listener(arg, internal_port) for arg in tansu]
     # Its own session: the supervisor's stop signal reaches the guard only, which stops Tansu once
     # in-flight requests are answered. PDEATHSIG still takes Tansu down if the guard is killed.
     child = subprocess.Popen(command, preexec_fn=_die_with_parent, start_new_session=True)
-    guard = Guard((listen[0], internal_port), long_poll_wait_ms)
+    guard = Guard((listen[0], internal_port), long_poll_wait_ms, fail_unconfirmed_duplicates)
     server = await asyncio.start_server(guard.handle, listen[0], listen[1], reuse_address=True)
     log(f"tansu pid {child.pid} on internal port {internal_port}; holding clients on {listen[0]}:{listen[1]}")
     if long_poll_wait_ms is not None:
@@ -394,6 +425,11 @@ def main() -> None:
         type=int,
         help="hold Fetches until a Produce is answered, and forward them with at most this wait",
     )
+    parser.add_argument(
+        "--fail-unconfirmed-duplicates",
+        action="store_true",
+        help="answer UNKNOWN_SERVER_ERROR where Tansu answers a Produce DUPLICATE_SEQUENCE_NUMBER",
+    )
     parser.add_argument("--stats-file", type=Path, help="where to write the guard's counters (JSON)")
     parser.add_argument(
         "tansu", nargs=argparse.REMAINDER, help="-- the tansu command; {internal_port} is filled in"
@@ -401,7 +437,17 @@ def main() -> None:
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
     command = args.tansu[1:] if args.tansu[:1] == ["--"] else args.tansu
-    sys.exit(asyncio.run(serve((host, int(port)), command, args.long_poll_wait_ms, args.stats_file)))
+    sys.exit(
+        asyncio.run(
+            serve(
+                (host, int(port)),
+                command,
+                args.long_poll_wait_ms,
+                args.stats_file,
+                args.fail_unconfirmed_duplicates,
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

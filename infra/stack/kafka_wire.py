@@ -1,11 +1,12 @@
-"""Just enough of the Kafka wire protocol for the broker guard's long poll.
+"""Just enough of the Kafka wire protocol for the broker guard.
 
 The guard reads request and response frames (a big-endian int32 size, then the message) and needs
-four facts from them: which API a request is and its correlation id, a Fetch request's
-`MaxWaitMs` (to rewrite it), a Produce request's `Acks` (acks=0 has no response), and whether a
-Fetch response carried any records. Field layouts follow Kafka's message definitions
-(`FetchRequest.json`, `FetchResponse.json`, `ProduceRequest.json`); "flexible" versions use
-compact encodings and tagged fields. Frames here exclude the 4-byte size prefix.
+five things from them: which API a request is and its correlation id, a Fetch request's
+`MaxWaitMs` (to rewrite it), a Produce request's `Acks` (acks=0 has no response), whether a Fetch
+response carried any records, and a Produce response's partition error codes (to rewrite one).
+Field layouts follow Kafka's message definitions (`FetchRequest.json`, `FetchResponse.json`,
+`ProduceRequest.json`, `ProduceResponse.json`); "flexible" versions use compact encodings and
+tagged fields. Frames here exclude the 4-byte size prefix.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ FETCH = 1
 #: The versions whose layout this module knows; the guard forwards others untouched.
 FETCH_VERSIONS = range(0, 18)
 PRODUCE_VERSIONS = range(0, 13)
+UNKNOWN_SERVER_ERROR = -1
+DUPLICATE_SEQUENCE_NUMBER = 46
 _FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12}
 
 
@@ -171,3 +174,42 @@ def fetch_response_has_records(frame: bytes, version: int) -> bool:
         if flex:
             reader.skip_tagged_fields()
     return False
+
+
+def produce_response_with_error_replaced(frame: bytes, version: int, old: int, new: int) -> tuple[bytes, int]:
+    """The Produce response of `version` with every partition's error code `old` made `new`, and
+    how many partitions that changed. The frame keeps its length: only the codes are rewritten."""
+    if version not in PRODUCE_VERSIONS:
+        raise WireError(f"Produce response v{version} is not one this module knows")
+    flex = version >= _FLEXIBLE_FROM[PRODUCE]
+    reader = _Reader(frame)
+    reader.int32()  # correlation id
+    if flex:
+        reader.skip_tagged_fields()  # response header v1
+    at: list[int] = []
+    for _ in range(reader.length(flex, wide=True)):  # Responses (ThrottleTimeMs comes after them)
+        reader.skip_string(flex)  # Name (a TopicId from v13, which this module does not know)
+        for _ in range(reader.length(flex, wide=True)):  # PartitionResponses
+            reader.skip(4)  # Index
+            if reader.int16() == old:
+                at.append(reader.pos - 2)
+            reader.skip(
+                8 * (1 + (version >= 2) + (version >= 5))
+            )  # BaseOffset, LogAppendTimeMs, LogStartOffset
+            if version >= 8:
+                for _ in range(reader.length(flex, wide=True)):  # RecordErrors
+                    reader.skip(4)  # BatchIndex
+                    reader.skip_string(flex)  # BatchIndexErrorMessage
+                    if flex:
+                        reader.skip_tagged_fields()
+                reader.skip_string(flex)  # ErrorMessage
+            if flex:
+                reader.skip_tagged_fields()  # CurrentLeader (v10+) is a tagged field
+        if flex:
+            reader.skip_tagged_fields()
+    if not at:
+        return frame, 0
+    rewritten = bytearray(frame)
+    for position in at:
+        struct.pack_into(">h", rewritten, position, new)
+    return bytes(rewritten), len(at)

@@ -140,7 +140,9 @@ def test_local_s3_killed_mid_stream_loses_no_acknowledged_record(embedded_stack:
     cannot store with errors that clients do not retry (UNKNOWN_SERVER_ERROR, PRODUCER_FENCED):
     those records are reported failed to the producer. Every acknowledged record is read back
     once, at its acknowledged offset, and producing works again once the supervisor has
-    restarted the server."""
+    restarted the server. (Now and then Tansu also answered DUPLICATE_SEQUENCE_NUMBER for a batch
+    it had not stored, which clients count as delivered; the broker guard turns that answer into
+    an error: tests/integration/test_kafka_guard_duplicates.py.)"""
     config = embedded_stack.settings.kafka.client_config()
     topic = f"s3-crash-{uuid.uuid4().hex[:8]}"
     admin = AdminClient(config)
