@@ -1,16 +1,22 @@
 """What the scorer remembers per key (a card, or a paying account), bounded in size.
 
 Plain data with ``to_dict``/``from_dict`` so a Flink job can keep it in keyed state. Events may
-arrive out of order: the recent-events list stays sorted by event time, and windows are measured in
+arrive out of order: the recent events stay sorted by event time, and windows are measured in
 event time, so a late event is counted where it belongs.
+
+The recent events are two parallel arrays (times, amounts) rather than a list of pairs: the job
+writes every changed state back to Flink state, pickled, after each batch, and arrays pickle as
+two byte strings where a list of pairs costs a tuple and two numbers apiece (measured offline at
+300 events: about 24 us a write for the list).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-import operator
-from collections.abc import Callable
+import sys
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +26,6 @@ from fraud.events import ScoredEvent
 MAX_WINDOW_MS = 8 * 86_400_000
 MAX_RECENT = 512
 MAX_SEEN = 256
-_event_time = operator.itemgetter(0)  # of a (time, amount) entry of KeyState.recent
 
 
 @dataclass(slots=True)
@@ -32,8 +37,9 @@ class Location:
 
 @dataclass(slots=True)
 class KeyState:
-    #: (event_time_ms, amount) of recent events, sorted by time.
-    recent: list[tuple[int, float]] = field(default_factory=list)
+    #: Event times (ms) of recent events, sorted, and their amounts at the same positions.
+    times: array[int] = field(default_factory=lambda: array("q"))
+    amounts: array[float] = field(default_factory=lambda: array("d"))
     #: Welford running moments of log(1 + amount) over the key's whole history.
     count: int = 0
     mean: float = 0.0
@@ -45,24 +51,38 @@ class KeyState:
     devices: dict[str, int] = field(default_factory=dict)
     max_event_time_ms: int = 0
 
+    @classmethod
+    def remembering(cls, events: Iterable[tuple[int, float]]) -> KeyState:
+        """A state whose recent events are these (time, amount) pairs."""
+        state = cls()
+        for time_ms, amount in sorted(events, key=lambda event: event[0]):
+            state.times.append(time_ms)
+            state.amounts.append(amount)
+        return state
+
+    @property
+    def recent(self) -> list[tuple[int, float]]:
+        """(event time, amount) of the remembered events, oldest first."""
+        return list(zip(self.times, self.amounts, strict=True))
+
     # -- features, read before the event is added ---------------------------------------------
 
-    def in_window(self, end_ms: int, window_ms: int) -> list[float]:
+    def in_window(self, end_ms: int, window_ms: int) -> array[float]:
         """Amounts of remembered events with end - window < time <= end."""
-        # Bisect on the times in place: copying them out cost O(remembered events) per feature,
-        # which was most of the scorer's time once cards had a few hundred events.
-        lo = bisect.bisect_right(self.recent, end_ms - window_ms, key=_event_time)
-        hi = bisect.bisect_right(self.recent, end_ms, lo=lo, key=_event_time)
-        return [amount for _, amount in self.recent[lo:hi]]
+        lo = bisect.bisect_right(self.times, end_ms - window_ms)
+        hi = bisect.bisect_right(self.times, end_ms, lo=lo)
+        return self.amounts[lo:hi]
 
     def burst(self, time_ms: int, window_ms: int, counts: Callable[[float], bool]) -> list[float]:
         """Amounts of the densest run of counted events, plus this one, within any window_ms span
         that contains ``time_ms``. Trailing windows alone would miss a burst whose members arrive
         out of order; on an in-order stream this equals the trailing window."""
-        lo = bisect.bisect_right(self.recent, time_ms - window_ms, key=_event_time)
-        hi = bisect.bisect_left(self.recent, time_ms + window_ms, lo=lo, key=_event_time)
-        before = [(t, a) for t, a in self.recent[lo:hi] if t <= time_ms and counts(a)]
-        after = [(t, a) for t, a in self.recent[lo:hi] if t > time_ms and counts(a)]
+        lo = bisect.bisect_right(self.times, time_ms - window_ms)
+        hi = bisect.bisect_left(self.times, time_ms + window_ms, lo=lo)
+        near = zip(self.times[lo:hi], self.amounts[lo:hi], strict=True)
+        counted = [(t, a) for t, a in near if counts(a)]
+        before = [(t, a) for t, a in counted if t <= time_ms]
+        after = [(t, a) for t, a in counted if t > time_ms]
         best: list[float] = []
         # Every best span starts at some counted event at or before time_ms (or at time_ms itself).
         for start in [*(t for t, _ in before), time_ms]:
@@ -98,11 +118,17 @@ class KeyState:
 
     def add(self, event: ScoredEvent) -> None:
         amount = float(event.amount)
-        bisect.insort(self.recent, (event.event_time_ms, amount))
+        at = bisect.bisect_right(self.times, event.event_time_ms)
+        self.times.insert(at, event.event_time_ms)
+        self.amounts.insert(at, amount)
         self.max_event_time_ms = max(self.max_event_time_ms, event.event_time_ms)
-        horizon = self.max_event_time_ms - MAX_WINDOW_MS
-        drop = bisect.bisect_left(self.recent, (horizon, -math.inf))
-        del self.recent[: max(drop, len(self.recent) - MAX_RECENT)]
+        drop = max(
+            bisect.bisect_left(self.times, self.max_event_time_ms - MAX_WINDOW_MS),
+            len(self.times) - MAX_RECENT,
+        )
+        if drop > 0:
+            del self.times[:drop]
+            del self.amounts[:drop]
 
         self.count += 1
         x = math.log1p(amount)
@@ -124,7 +150,8 @@ class KeyState:
     def to_dict(self) -> dict[str, Any]:
         loc = self.last_location
         return {
-            "recent": list(self.recent),  # (time, amount) tuples: immutable, shared
+            "times": _little_endian(self.times),
+            "amounts": _little_endian(self.amounts),
             "count": self.count,
             "mean": self.mean,
             "m2": self.m2,
@@ -138,8 +165,20 @@ class KeyState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeyState:
         loc = data["last_location"]
+        times, amounts = array("q"), array("d")
+        if "recent" in data:  # written before the arrays: a list of (time, amount) pairs
+            for t, a in data["recent"]:
+                times.append(int(t))
+                amounts.append(float(a))
+        else:
+            times.frombytes(data["times"])
+            amounts.frombytes(data["amounts"])
+            if sys.byteorder == "big":  # stored little-endian
+                times.byteswap()
+                amounts.byteswap()
         return cls(
-            recent=[(int(t), float(a)) for t, a in data["recent"]],
+            times=times,
+            amounts=amounts,
             count=data["count"],
             mean=data["mean"],
             m2=data["m2"],
@@ -149,6 +188,14 @@ class KeyState:
             devices=dict(data["devices"]),
             max_event_time_ms=data["max_event_time_ms"],
         )
+
+
+def _little_endian(values: array[Any]) -> bytes:
+    if sys.byteorder == "little":
+        return values.tobytes()
+    swapped = array(values.typecode, values)
+    swapped.byteswap()
+    return swapped.tobytes()
 
 
 def _remember(seen: dict[str, int], value: str, time_ms: int) -> None:
