@@ -136,6 +136,16 @@ def test_the_local_profile_creates_one_partition_per_topic_unless_told(
     assert load_settings().kafka.topic_partitions == 4
 
 
+def test_the_fraud_source_waits_50_ms_on_the_memory_broker_and_100_ms_elsewhere_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().fraud.fetch_max_wait_ms == 100  # s3 storage, the embedded default
+    monkeypatch.setenv("RIVERBANK_STACK__BROKER_STORAGE", "memory")
+    assert load_settings().fraud.fetch_max_wait_ms == 50
+    monkeypatch.setenv("RIVERBANK_FRAUD__FETCH_MAX_WAIT_MS", "200")
+    assert load_settings().fraud.fetch_max_wait_ms == 200
+
+
 def test_client_configs_carry_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RIVERBANK_KAFKA__SASL_USERNAME", "svc")
     monkeypatch.setenv("RIVERBANK_KAFKA__SASL_PASSWORD", "pw")

@@ -7,7 +7,7 @@ moving the high watermark back. A Fetch first makes the partition continue at it
 So the broker never faces clients cold. The guard runs Tansu on an internal loopback port
 (advertising the guard's address), accepts client connections on the public port but holds them,
 fetches every partition once through itself as a warm-up client (recognised by the client id in
-the Kafka request header), and only then forwards the held and new connections byte for byte.
+the Kafka request header), and only then forwards the held and new connections.
 When Tansu exits, the guard exits too (and Tansu dies with the guard), so the supervisor restarts
 both and every restart is warmed up again.
 
