@@ -81,18 +81,19 @@ class KeyState:
         hi = bisect.bisect_left(self.times, time_ms + window_ms, lo=lo)
         near = zip(self.times[lo:hi], self.amounts[lo:hi], strict=True)
         counted = [(t, a) for t, a in near if counts(a)]
-        before = [(t, a) for t, a in counted if t <= time_ms]
-        after = [(t, a) for t, a in counted if t > time_ms]
-        best: list[float] = []
-        # Every best span starts at some counted event at or before time_ms (or at time_ms itself).
-        for start in [*(t for t, _ in before), time_ms]:
-            end = start + window_ms  # span [start, end) must contain time_ms
-            if end <= time_ms:
-                continue
-            span = [a for t, a in before if t >= start] + [a for t, a in after if t < end]
-            if len(span) > len(best):
-                best = span
-        return best
+        times = [t for t, _ in counted]
+        # Every best span [start, start + window) starts at a counted event at or before time_ms,
+        # or at time_ms itself; all of them contain time_ms (the bisection kept times after
+        # time_ms - window). One pass: the span's end only moves forward as its start does.
+        candidates = [(times[i], i) for i in range(bisect.bisect_right(times, time_ms))]
+        candidates.append((time_ms, bisect.bisect_left(times, time_ms)))
+        best_from = best_to = end = 0
+        for start, first in candidates:  # first: the span's first counted event
+            while end < len(times) and times[end] < start + window_ms:
+                end += 1
+            if end - first > best_to - best_from:
+                best_from, best_to = first, end
+        return [a for _, a in counted[best_from:best_to]]
 
     @property
     def stddev(self) -> float:
