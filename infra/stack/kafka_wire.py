@@ -137,15 +137,23 @@ def produce_acks(frame: bytes, header: RequestHeader) -> int:
     return reader.int16()
 
 
-def fetch_response_has_records(frame: bytes, version: int) -> bool:
-    """Whether any partition of a Fetch response of `version` carries record bytes."""
-    if version not in FETCH_VERSIONS:
-        raise WireError(f"Fetch response v{version} is not one this module knows")
-    flex = version >= _FLEXIBLE_FROM[FETCH]
+def _response_body(frame: bytes, api_key: int, version: int) -> tuple[_Reader, bool]:
+    """A reader past a response's header, and whether `version` of `api_key` is flexible."""
+    known = {FETCH: FETCH_VERSIONS, PRODUCE: PRODUCE_VERSIONS}[api_key]
+    if version not in known:
+        name = "Fetch" if api_key == FETCH else "Produce"
+        raise WireError(f"{name} response v{version} is not one this module knows")
+    flex = flexible(api_key, version)
     reader = _Reader(frame)
     reader.int32()  # correlation id
     if flex:
         reader.skip_tagged_fields()  # response header v1
+    return reader, flex
+
+
+def fetch_response_has_records(frame: bytes, version: int) -> bool:
+    """Whether any partition of a Fetch response of `version` carries record bytes."""
+    reader, flex = _response_body(frame, FETCH, version)
     if version >= 1:
         reader.skip(4)  # ThrottleTimeMs
     if version >= 7:
@@ -179,13 +187,7 @@ def fetch_response_has_records(frame: bytes, version: int) -> bool:
 def produce_response_with_error_replaced(frame: bytes, version: int, old: int, new: int) -> tuple[bytes, int]:
     """The Produce response of `version` with every partition's error code `old` made `new`, and
     how many partitions that changed. The frame keeps its length: only the codes are rewritten."""
-    if version not in PRODUCE_VERSIONS:
-        raise WireError(f"Produce response v{version} is not one this module knows")
-    flex = version >= _FLEXIBLE_FROM[PRODUCE]
-    reader = _Reader(frame)
-    reader.int32()  # correlation id
-    if flex:
-        reader.skip_tagged_fields()  # response header v1
+    reader, flex = _response_body(frame, PRODUCE, version)
     at: list[int] = []
     for _ in range(reader.length(flex, wide=True)):  # Responses (ThrottleTimeMs comes after them)
         reader.skip_string(flex)  # Name (a TopicId from v13, which this module does not know)
