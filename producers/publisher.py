@@ -368,7 +368,7 @@ class AvroPublisher:
     def _count_acks(self) -> int:
         """Bring ``stats.acked`` up to date; returns the records still queued."""
         stats = self.stats
-        queued = len(self._producer)
+        queued = self.queued
         stats.acked = max(0, stats.sent - stats.failed - queued)
         if queued == 0:
             failed = stats.failed_by_topic
@@ -384,14 +384,16 @@ class AvroPublisher:
     @property
     def queued(self) -> int:
         """Records handed to the producer and not yet reported on."""
-        return len(self._producer)
+        # librdkafka's queue length also counts callbacks waiting to be served (error_cb: with no
+        # broker, one arrives with each failed connect), so it can exceed the records in flight;
+        # those can never be more than the records sent and not reported failed.
+        return min(len(self._producer), self.stats.sent - self.stats.failed)
 
     def flush(self, timeout_s: float) -> int:
         """Wait up to ``timeout_s`` for every queued record's delivery report; returns how many remain."""
         deadline = time.monotonic() + timeout_s
-        remaining = len(self._producer)
-        while remaining and time.monotonic() < deadline:
-            remaining = self._producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        while self.queued and time.monotonic() < deadline:
+            self._producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
         return self._count_acks()
 
     def close(self, flush_timeout_s: float = 30.0) -> int:
