@@ -288,7 +288,7 @@ class FraudSettings(_Section):
     alerts_topic: str = "fraud.alerts"
     #: Latency tuning (measured in bench/fraud_bench.py): Python bundle size and time, network
     #: buffer timeout, and the source's fetch wait. Tansu answers a Fetch when the wait runs out:
-    #: on s3 storage it needs 100 ms (at 50 ms, 2,000 events/s gave p99 14.6 s, against 1.9 s);
+    #: on s3 storage it needs 100 ms (at 50 ms, 2,000 events/s gave p99 14.6 s, against 2.6 s);
     #: on memory storage the local profile makes it 50 ms unless set (p99 145 ms against 183 ms).
     python_execution_mode: Literal["thread", "process"] = "thread"
     bundle_size: int = Field(default=100, ge=1)
