@@ -15,6 +15,7 @@ BENCHMARKS = {
     "lake": "bench.lake_bench",
     "silver": "bench.silver_bench",
     "fraud": "bench.fraud_bench",
+    "scorer": "bench.scorer_bench",
 }
 
 

@@ -1,6 +1,7 @@
 """The fraud scoring job: card transactions and payments in, scored transactions and alerts out.
 
-Wiring only; the logic is :func:`fraud.job.score`. The graph::
+Wiring only; the work on each batch is :class:`flink_jobs.fraud_scorer.BatchScorer`, whose logic
+is :func:`fraud.job.score`. The graph::
 
     card + payment topics (batch mode: one element per partition and poll; per-partition
       watermarks from the records' Kafka timestamps, which producers set to the event time)
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -43,8 +43,9 @@ from pyflink.datastream.state import (  # type: ignore[import-not-found,unused-i
     MapStateDescriptor,
 )
 
-from flink_jobs.avro import Encoder, RegistryConfig, decode
-from flink_jobs.batches import OutputBatch, records
+from flink_jobs.avro import decode
+from flink_jobs.batches import OutputBatch
+from flink_jobs.fraud_scorer import DLQ_TOPIC, BatchScorer, JobConfig, dlq_headers
 from flink_jobs.kafka import (
     KafkaSinkOptions,
     KafkaSourceOptions,
@@ -62,8 +63,7 @@ from flink_jobs.runner import JOB_NAMES
 from flink_jobs.schemas import ensure_fraud_subjects
 from flink_jobs.state_cache import StateCache
 from flink_jobs.worker_gc import freeze_survivors_of_full_collections
-from fraud.events import Source
-from fraud.job import apply_rule_update, initial_rules, score, state_key, to_event
+from fraud.job import apply_rule_update, initial_rules
 from fraud.rules import Rule, RuleSet
 from fraud.state import KeyState
 from riverbank.settings import Settings, load_settings
@@ -71,55 +71,12 @@ from riverbank.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 JOB_NAME = JOB_NAMES["fraud"]
-DLQ_TOPIC = "riverbank.dlq"
 #: Broadcast-state key recording that the rules topic delivered something (then the default
 #: rule book no longer applies, even if every rule was deleted).
 _RULES_SEEN = "\x00rules-topic-seen"
 _NO_WATERMARK = -(2**63) + 1
 
 RULES_STATE = MapStateDescriptor("fraud-rules", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
-
-
-@dataclass(frozen=True)
-class JobConfig:
-    """The part of the settings the workers need (picklable)."""
-
-    registry: RegistryConfig
-    sources: tuple[tuple[str, Source], ...]
-    scored_topic: str
-    alerts_topic: str
-    threshold: float
-    state_cache_entries: int
-    process_mode: bool
-    freeze_gc: bool
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> JobConfig:
-        fraud = settings.fraud
-        return cls(
-            registry=RegistryConfig.from_settings(settings.schema_registry),
-            sources=((fraud.card_topic, Source.CARD), (fraud.payment_topic, Source.PAYMENT)),
-            scored_topic=fraud.scored_topic,
-            alerts_topic=fraud.alerts_topic,
-            threshold=fraud.alert_threshold,
-            state_cache_entries=fraud.state_cache_entries,
-            process_mode=fraud.python_execution_mode == "process",
-            freeze_gc=fraud.freeze_gc,
-        )
-
-
-def dlq_headers(topic: str, partition: int, offset: int, stage: str, exc: BaseException) -> dict[str, bytes]:
-    """Why and where from: the dead-letter record carries the source record unchanged."""
-    return {
-        "dlq.reason": (str(exc)[:2000] or type(exc).__name__).encode(),
-        "dlq.error.class": f"{type(exc).__module__}.{type(exc).__qualname__}".encode(),
-        "dlq.source.topic": topic.encode(),
-        "dlq.source.partition": str(partition).encode(),
-        "dlq.source.offset": str(offset).encode(),
-        "dlq.stage": stage.encode(),
-        "dlq.payload.format": b"avro-confluent",
-        "dlq.time": str(int(time.time() * 1000)).encode(),
-    }
 
 
 def subtask_index(runtime_context: Any) -> int:
@@ -145,12 +102,7 @@ class ScoreBatches(KeyedBroadcastProcessFunction):  # type: ignore[misc,unused-i
             MapStateDescriptor("fraud-key-states", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
         )
         self.cache: StateCache[tuple[str, str], KeyState] = StateCache(self.config.state_cache_entries)
-        self.sources = dict(self.config.sources)
-        registry = self.config.registry
-        self.scored_value = Encoder(registry, f"{self.config.scored_topic}-value")
-        self.scored_key = Encoder(registry, f"{self.config.scored_topic}-key")
-        self.alert_value = Encoder(registry, f"{self.config.alerts_topic}-value")
-        self.alert_key = Encoder(registry, f"{self.config.alerts_topic}-key")
+        self.scorer = BatchScorer(self.config)
         self._rules = None  # rebuilt from broadcast state (restored on recovery) on first use
         if self.config.freeze_gc:
             freeze_survivors_of_full_collections()
@@ -181,45 +133,17 @@ class ScoreBatches(KeyedBroadcastProcessFunction):  # type: ignore[misc,unused-i
         return state
 
     def process_element(self, batch: Row, ctx: Any) -> Any:
-        topic, partition = batch[0], batch[1]
-        source = self.sources[topic]
-        rules = self._current_rules(ctx)
         watermark = ctx.timer_service().current_watermark()
-        watermark_ms = None if watermark <= _NO_WATERMARK else watermark
         partition_id = ctx.get_current_key()  # "topic:partition", set by kafka.keyed_by_partition
-        config, registry = self.config, self.config.registry
-        out = OutputBatch()
-        changed: dict[str, KeyState] = {}
-        now_ms = int(time.time() * 1000)
-        for record in records(batch[5]):
-            try:
-                event = to_event(source, decode(registry, record.value or b""))
-            except Exception as exc:  # any bad record goes to the DLQ; the job keeps running
-                log.warning("fraud job: %s-%s@%s to DLQ: %s", topic, partition, record.offset, exc)
-                headers = dlq_headers(topic, partition, record.offset, "decode", exc)
-                out.add(DLQ_TOPIC, record.key, record.value or b"", headers=headers)
-                continue
-            key = state_key(event)
-            state = changed.get(key)
-            if state is None:
-                state = self._state(partition_id, key)
-            outputs = score(
-                event, state, rules, watermark_ms=watermark_ms, threshold=config.threshold, now_ms=now_ms
-            )
-            changed[key] = state
-            out.add(
-                config.scored_topic,
-                self.scored_key(event.key),
-                self.scored_value(outputs.scored),
-                timestamp=record.timestamp,
-            )
-            if outputs.alert is not None:
-                out.add(
-                    config.alerts_topic,
-                    self.alert_key(event.key),
-                    self.alert_value(outputs.alert),
-                    timestamp=record.timestamp,
-                )
+        out, changed = self.scorer.score(
+            batch[0],
+            batch[1],
+            batch[5],
+            self._current_rules(ctx),
+            watermark_ms=None if watermark <= _NO_WATERMARK else watermark,
+            state_of=lambda key: self._state(partition_id, key),
+            now_ms=int(time.time() * 1000),
+        )
         # Written before the outputs leave: a checkpoint after this element holds these states.
         self._put_all({key: state.to_dict() for key, state in changed.items()})
         if out.count:
