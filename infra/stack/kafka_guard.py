@@ -26,7 +26,7 @@ reaches the client as UNKNOWN_SERVER_ERROR. Kafka brokers give that answer only 
 already hold, and clients count it as delivered. Tansu 0.6 also gives it for a batch it never
 stored: it advances the producer's sequence before writing the batch, and when its object store
 lost the answer to that write it retries, finds the sequence advanced and calls the batch a
-duplicate (measured: the record was acknowledged, at offset -1, and the next record took its
+duplicate (measured: the record was acknowledged, with no offset, and the next record took its
 offset). Tansu cannot tell the two cases apart, so the client is told the batch failed: a failure
 may have been stored, an acknowledgement is always true.
 
