@@ -19,6 +19,8 @@ FETCH = 1
 #: The versions whose layout this module knows; the guard forwards others untouched.
 FETCH_VERSIONS = range(0, 18)
 PRODUCE_VERSIONS = range(0, 13)
+_KNOWN_VERSIONS = {FETCH: FETCH_VERSIONS, PRODUCE: PRODUCE_VERSIONS}
+_API_NAMES = {FETCH: "Fetch", PRODUCE: "Produce"}
 UNKNOWN_SERVER_ERROR = -1
 DUPLICATE_SEQUENCE_NUMBER = 46
 _FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12}
@@ -100,9 +102,7 @@ def request_header(frame: bytes) -> RequestHeader:
     reader.skip(max(size, 0))
     client_id = None if size < 0 else frame[start : start + size].decode("utf-8", "replace")
     body_offset = None
-    if (api_key == FETCH and api_version in FETCH_VERSIONS) or (
-        api_key == PRODUCE and api_version in PRODUCE_VERSIONS
-    ):
+    if api_version in _KNOWN_VERSIONS.get(api_key, ()):
         if flexible(api_key, api_version):
             reader.skip_tagged_fields()
         body_offset = reader.pos
@@ -139,10 +139,8 @@ def produce_acks(frame: bytes, header: RequestHeader) -> int:
 
 def _response_body(frame: bytes, api_key: int, version: int) -> tuple[_Reader, bool]:
     """A reader past a response's header, and whether `version` of `api_key` is flexible."""
-    known = {FETCH: FETCH_VERSIONS, PRODUCE: PRODUCE_VERSIONS}[api_key]
-    if version not in known:
-        name = "Fetch" if api_key == FETCH else "Produce"
-        raise WireError(f"{name} response v{version} is not one this module knows")
+    if version not in _KNOWN_VERSIONS[api_key]:
+        raise WireError(f"{_API_NAMES[api_key]} response v{version} is not one this module knows")
     flex = flexible(api_key, version)
     reader = _Reader(frame)
     reader.int32()  # correlation id
