@@ -59,7 +59,7 @@ class SchemaCache:
     def __init__(self, config: RegistryConfig) -> None:
         self.config = config
         self._by_id: dict[int, str] = {}
-        self._decoders: dict[int, Decoder] = {}
+        self._decoders: dict[tuple[int, bool], Decoder] = {}
         self._subject_ids: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -93,12 +93,12 @@ class SchemaCache:
                 self._by_id[schema_id] = text
         return text
 
-    def decoder(self, schema_id: int) -> Decoder:
-        found = self._decoders.get(schema_id)
+    def decoder(self, schema_id: int, *, plain: bool = False) -> Decoder:
+        found = self._decoders.get((schema_id, plain))
         if found is None:
-            found = compile_decoder(self.schema(schema_id))
+            found = compile_decoder(self.schema(schema_id), plain=plain)
             with self._lock:
-                self._decoders[schema_id] = found
+                self._decoders[(schema_id, plain)] = found
         return found
 
     def latest_id(self, subject: str) -> int:
@@ -134,11 +134,12 @@ def schema_id_of(payload: bytes) -> int:
     return int(schema_id)
 
 
-def decode(config: RegistryConfig, payload: bytes) -> Any:
-    """The record in ``payload``, logical types decoded as fastavro does (Decimal, datetime, UUID)."""
+def decode(config: RegistryConfig, payload: bytes, *, plain: bool = False) -> Any:
+    """The record in ``payload``, logical types decoded as fastavro does (Decimal, datetime, UUID);
+    with ``plain``, uuids as strings and timestamp-millis as integers (``compile_decoder``)."""
     schema_id = schema_id_of(payload)
     try:
-        return schema_cache(config).decoder(schema_id)(payload, _HEADER.size)
+        return schema_cache(config).decoder(schema_id, plain=plain)(payload, _HEADER.size)
     except AvroDecodeError as exc:
         raise WireFormatError(f"Avro body does not match schema id {schema_id}: {exc}") from None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import struct
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,8 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DATE_SHIFT = dt.date(1970, 1, 1).toordinal()
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 _COMPLEX = {"record", "enum", "fixed", "array", "map"}
+#: What ``str(uuid.UUID(text))`` returns; other spellings are normalised (or rejected) by UUID.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
 
 class AvroDecodeError(ValueError):
@@ -61,7 +64,9 @@ def varint_tail(buf: bytes, pos: int, first: int) -> tuple[int, int]:
 class _Compiler:
     """Emits Python statements that decode one value from ``buf`` at ``pos`` into a variable."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, plain: bool = False) -> None:
+        #: Leave uuids as strings and timestamp-millis as integers (see :func:`compile_decoder`).
+        self.plain = plain
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {}
         self.named: dict[str, Any] = {}
@@ -133,7 +138,9 @@ class _Compiler:
             self.emit(indent, "pos += 1")
         elif kind in ("int", "long"):
             self.long(target, indent)
-            if logical == "timestamp-millis" and kind == "long":
+            if self.plain and logical == "timestamp-millis" and kind == "long":
+                pass  # the epoch milliseconds as written
+            elif logical == "timestamp-millis" and kind == "long":
                 self.emit(indent, f"{target} = _EPOCH + _timedelta(microseconds={target} * 1000)")
             elif logical == "timestamp-micros" and kind == "long":
                 self.emit(indent, f"{target} = _EPOCH + _timedelta(microseconds={target})")
@@ -148,7 +155,9 @@ class _Compiler:
         elif kind == "string":
             self.raw_bytes(target, indent)
             self.emit(indent, f"{target} = {target}.decode()")
-            if logical == "uuid":
+            if logical == "uuid" and self.plain:  # canonical text as is; anything else as str(UUID)
+                self.emit(indent, f"if not _canonical_uuid({target}): {target} = str(_UUID({target}))")
+            elif logical == "uuid":
                 self.emit(indent, f"{target} = _UUID({target})")
         elif kind == "bytes":
             self.raw_bytes(target, indent)
@@ -216,8 +225,14 @@ class _Compiler:
         )
 
 
-def compile_decoder(schema_text: str) -> Decoder:
-    """A decoder of Avro bodies written with ``schema_text`` (same values as fastavro)."""
+def compile_decoder(schema_text: str, *, plain: bool = False) -> Decoder:
+    """A decoder of Avro bodies written with ``schema_text`` (same values as fastavro).
+
+    ``plain``: uuids are ``str`` (canonical, as ``str(UUID)`` gives; malformed ones still raise)
+    and timestamp-millis stays the epoch milliseconds as written, for a caller that would only
+    convert those objects back (the fraud job). Micros still
+    become datetimes, so no caller mistakes them for milliseconds; a schema left to fastavro still
+    decodes all of them to objects."""
     parsed = parse_schema(json.loads(schema_text))
 
     def slow(payload: bytes, offset: int) -> Any:
@@ -226,7 +241,7 @@ def compile_decoder(schema_text: str) -> Decoder:
         except (EOFError, ValueError, IndexError, KeyError, UnicodeDecodeError, struct.error) as exc:
             raise AvroDecodeError(f"{type(exc).__name__}: {exc}") from None
 
-    compiler = _Compiler()
+    compiler = _Compiler(plain=plain)
     try:
         compiler.value(parsed, "record", 1)
     except _Unsupported:
@@ -246,6 +261,7 @@ def compile_decoder(schema_text: str) -> Decoder:
         "_timedelta": dt.timedelta,
         "_fromordinal": dt.date.fromordinal,
         "_UUID": uuid.UUID,
+        "_canonical_uuid": _CANONICAL_UUID,
         **compiler.consts,
     }
     label = parsed.get("name", "?") if isinstance(parsed, dict) else parsed

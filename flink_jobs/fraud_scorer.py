@@ -100,7 +100,7 @@ class BatchScorer:
         changed: dict[str, KeyState] = {}
         for record in records(packed):
             try:
-                event = to_event(source, decode(registry, record.value or b""))
+                event = to_event(source, decode(registry, record.value or b"", plain=True))
             except Exception as exc:  # any bad record goes to the DLQ; the job keeps running
                 log.warning("fraud job: %s-%s@%s to DLQ: %s", topic, partition, record.offset, exc)
                 headers = dlq_headers(topic, partition, record.offset, "decode", exc)

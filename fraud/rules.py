@@ -111,10 +111,35 @@ class Rule:
         return self.enabled and self.scope in (RuleScope.ALL, RuleScope(source.value))
 
     def number(self, name: str) -> float:
+        found = self._numbers.get(name)
+        if found is not None:
+            return found
         try:
             return float(self.parameters[name])
         except ValueError:
             raise RuleError(self.rule_id, f"parameters.{name} must be a number") from None
+
+    # Parsed once per rule (rules change rarely, detectors read them for every event). A rule is
+    # frozen; cached_property writes to the instance's __dict__, which equality and hashing ignore.
+    @cached_property
+    def _numbers(self) -> dict[str, float]:
+        numbers = {}
+        for name, text in self.parameters.items():
+            try:
+                numbers[name] = float(text)
+            except ValueError:
+                continue  # not a number: number(name) raises the RuleError
+        return numbers
+
+    @cached_property
+    def threshold(self) -> float | None:
+        """``threshold_amount`` as a float (detectors compare float sums against it)."""
+        return None if self.threshold_amount is None else float(self.threshold_amount)
+
+    @cached_property
+    def mccs(self) -> frozenset[str]:
+        """The comma-separated ``parameters.mccs`` of a blocklist rule, as a set."""
+        return frozenset(m.strip() for m in self.parameters.get("mccs", "").split(","))
 
     @property
     def pattern(self) -> str | None:

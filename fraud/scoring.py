@@ -42,6 +42,8 @@ class Verdict:
 
     @property
     def score(self) -> float:
+        if not self.hits:  # most events
+            return 0.0
         remaining = 1.0
         for hit in self.hits:
             remaining *= 1.0 - hit.score
@@ -114,15 +116,25 @@ def _threshold(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | Non
 
 def _velocity(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | None:
     assert rule.window_seconds is not None
-    window = [*state.in_window(event.event_time_ms, rule.window_seconds * 1000), float(event.amount)]
-    count, total = len(window), sum(window)
+    earlier = state.in_window(event.event_time_ms, rule.window_seconds * 1000)
+    count, total = len(earlier) + 1, sum(earlier) + float(event.amount)
     if rule.max_count is not None and count > rule.max_count:
         return _hit(rule, f"{count} events in {rule.window_seconds}s > {rule.max_count}",
                     velocity_count=count, velocity_amount=total)  # fmt: skip
-    if rule.threshold_amount is not None and Decimal(str(total)) > rule.threshold_amount:
+    if rule.threshold_amount is not None and _over(total, rule):
         return _hit(rule, f"{total:.2f} spent in {rule.window_seconds}s > {rule.threshold_amount}",
                     velocity_count=count, velocity_amount=total)  # fmt: skip
     return None
+
+
+def _over(total: float, rule: Rule) -> bool:
+    """``total`` > the rule's threshold amount, decided in decimal when the two are close (a float
+    sum of cents can land a hair either side of an exact limit)."""
+    limit = rule.threshold
+    assert limit is not None and rule.threshold_amount is not None
+    if abs(total - limit) > 1e-6 * max(1.0, abs(limit)):
+        return total > limit
+    return Decimal(str(total)) > rule.threshold_amount
 
 
 def _geo(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | None:
@@ -135,8 +147,7 @@ def _geo(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | None:
 
 
 def _mcc_blocklist(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | None:
-    blocked = {m.strip() for m in rule.parameters["mccs"].split(",")}
-    if event.mcc in blocked:
+    if event.mcc in rule.mccs:
         return _hit(rule, f"merchant category {event.mcc} is blocked")
     return None
 

@@ -17,9 +17,9 @@ def cluster_config(tmp_path: Path) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in text.splitlines())
 
 
-def test_state_backend_defaults_to_rocksdb_with_full_checkpoints(tmp_path: Path) -> None:
+def test_state_backend_defaults_to_the_heap_with_full_checkpoints(tmp_path: Path) -> None:
     config = cluster_config(tmp_path)
-    assert config["state.backend.type"] == "rocksdb"
+    assert config["state.backend.type"] == "hashmap"
     assert config["execution.checkpointing.incremental"] == "false"
     assert config["execution.checkpointing.dir"] == (tmp_path / "flink" / "checkpoints").as_uri()
 
@@ -27,10 +27,10 @@ def test_state_backend_defaults_to_rocksdb_with_full_checkpoints(tmp_path: Path)
 def test_state_backend_and_incremental_checkpoints_come_from_the_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RIVERBANK_FLINK__STATE_BACKEND", "hashmap")
+    monkeypatch.setenv("RIVERBANK_FLINK__STATE_BACKEND", "rocksdb")
     monkeypatch.setenv("RIVERBANK_FLINK__INCREMENTAL_CHECKPOINTS", "true")
     config = cluster_config(tmp_path)
-    assert config["state.backend.type"] == "hashmap"
+    assert config["state.backend.type"] == "rocksdb"
     assert config["execution.checkpointing.incremental"] == "true"
 
 

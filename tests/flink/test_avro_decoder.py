@@ -64,6 +64,37 @@ def test_card_transactions_and_payments_decode_as_fastavro_does() -> None:
         assert_same(fastavro_decode(texts[source], body[5:]), decoders[source](body, 5))
 
 
+def test_plain_mode_leaves_uuids_as_strings_and_timestamp_millis_as_integers() -> None:
+    schema = {
+        "type": "record",
+        "name": "Plain",
+        "fields": [
+            {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "maybe_at", "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}]},
+            {"name": "at_us", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9,
+                                        "scale": 2}},
+        ],
+    }  # fmt: skip
+    text = json.dumps(schema)
+    at = dt.datetime(2026, 11, 23, 4, 5, 6, 789000, tzinfo=dt.UTC)
+    record = {"id": str(uuid.UUID(int=7)), "at": at, "maybe_at": at, "at_us": at, "amount": Decimal("1.25")}
+    body = encode(text, record)
+    assert_same(
+        # Micros stay datetimes: a plain integer there would be read as milliseconds by mistake.
+        {"id": str(uuid.UUID(int=7)), "at": 1_795_406_706_789, "maybe_at": 1_795_406_706_789,
+         "at_us": at, "amount": Decimal("1.25")},
+        compile_decoder(text, plain=True)(body, 0),
+    )  # fmt: skip
+    assert_same(fastavro_decode(text, body), compile_decoder(text)(body, 0))  # the default is unchanged
+    # Other spellings of a uuid come out as str(UUID) does; what is no uuid is an error, as without plain.
+    spelled = encode(text, {**record, "id": "{" + str(uuid.UUID(int=7)).upper() + "}"})
+    assert compile_decoder(text, plain=True)(spelled, 0)["id"] == str(uuid.UUID(int=7))
+    with pytest.raises(AvroDecodeError, match="badly formed"):
+        compile_decoder(text, plain=True)(encode(text, {**record, "id": "not-a-uuid"}), 0)
+
+
 SAMPLES: dict[str, Any] = {
     "int": -(2**31),
     "long": 2**62 + 12345,

@@ -15,6 +15,7 @@ import pytest
 
 from fraud import DEFAULT_RULES, KeyState, RuleSet, ScoredEvent, Source, score_event, to_alert_record
 from fraud.events import from_card_transaction, from_payment
+from fraud.rules import Rule, RuleKind, RuleScope, Severity
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 T0 = 1_763_800_000_000  # ms
@@ -184,6 +185,37 @@ def test_a_new_rule_version_changes_the_verdict() -> None:
     v2 = [score_event(state_b, card("1.00", T0 + i * MIN), updated) for i in range(2)]
     assert "card-testing" not in fired(v1[-1]) and "card-testing" in fired(v2[-1])
     assert updated.version != RULES.version
+
+
+@pytest.mark.parametrize(
+    ("amounts", "limit", "fires"),
+    [
+        (["60.00", "40.00"], "100.00", False),  # reaching the limit is not going over it
+        (["60.00", "40.01"], "100.00", True),
+        (["0.10", "0.20"], "0.30", True),  # the float sum is 0.30000000000000004
+        (["0.10", "0.20"], "0.30000000000000004", False),
+    ],
+)
+def test_velocity_by_amount_fires_when_the_window_total_goes_over_the_limit(
+    amounts: list[str], limit: str, fires: bool
+) -> None:
+    rule = replace(RULES.rules["card-velocity"], version=2, max_count=None, threshold_amount=Decimal(limit))
+    state = KeyState()
+    verdicts = [
+        score_event(state, card(a, T0 + i * MIN, n=i), RuleSet.of([rule])) for i, a in enumerate(amounts)
+    ]
+    assert not any(fired(v) for v in verdicts[:-1])
+    assert ("card-velocity" in fired(verdicts[-1])) is fires
+
+
+def test_a_blocklist_rule_fires_on_the_listed_merchant_categories_only() -> None:
+    blocklist = Rule(rule_id="mcc-block", version=1, name="mcc block", kind=RuleKind.MCC_BLOCKLIST,
+                     scope=RuleScope.CARD, score=0.9, severity=Severity.HIGH,
+                     parameters={"mccs": "7995, 5967"})  # fmt: skip
+    rules = RuleSet.of([blocklist])
+    for mcc, fires in (("7995", True), ("5967", True), ("5411", False), ("799", False)):
+        event = replace(card("10.00", T0), mcc=mcc)
+        assert ("mcc-block" in fired(score_event(KeyState(), event, rules))) is fires, mcc
 
 
 def test_wire_records_map_to_scored_events() -> None:
