@@ -13,11 +13,11 @@ import argparse
 import hashlib
 import pickle
 import statistics
-import struct
 import time
 
 from bench.fraud_traffic import generate
 from flink_jobs.avro import Encoder
+from flink_jobs.batches import BatchRecord, pack_records
 from flink_jobs.fraud_scorer import BatchScorer, JobConfig
 from flink_jobs.schemas import ensure_fraud_subjects
 from fraud.events import Source
@@ -26,8 +26,6 @@ from fraud.state import KeyState
 from riverbank.settings import load_settings
 from tests.stack_harness import environ, running_stack
 
-_RECORD_HEAD = struct.Struct(">qqii")  # offset, timestamp, key length (-1: null), value length
-_NO_HEADERS = struct.pack(">i", 0)
 #: A fixed event-time start (2026-01-01): the same seed then gives the same outputs in every run.
 _START_MS = 1_767_225_600_000
 
@@ -103,17 +101,16 @@ def _packed_batches(
     in the layout the connector hands the job (``batches.records``: offset, timestamp, key, value,
     no headers)."""
     out: list[tuple[str, bytes, int]] = []
-    parts: list[bytes] = []
+    batch: list[BatchRecord] = []
     batch_source: Source | None = None
     for offset, (source, record) in enumerate(events):
-        if parts and (source is not batch_source or len(parts) >= size):
-            out.append((topics[batch_source or source], b"".join(parts), len(parts)))
-            parts = []
+        if batch and (source is not batch_source or len(batch) >= size):
+            out.append((topics[batch_source or source], pack_records(batch), len(batch)))
+            batch = []
         batch_source = source
-        value = encoders[source](record)
-        parts.append(_RECORD_HEAD.pack(offset, offset, -1, len(value)) + value + _NO_HEADERS)
-    if parts and batch_source is not None:
-        out.append((topics[batch_source], b"".join(parts), len(parts)))
+        batch.append(BatchRecord(offset, offset, None, encoders[source](record), ()))
+    if batch and batch_source is not None:
+        out.append((topics[batch_source], pack_records(batch), len(batch)))
     return out
 
 

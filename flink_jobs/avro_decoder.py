@@ -138,10 +138,9 @@ class _Compiler:
             self.emit(indent, "pos += 1")
         elif kind in ("int", "long"):
             self.long(target, indent)
-            if self.plain and logical == "timestamp-millis" and kind == "long":
-                pass  # the epoch milliseconds as written
-            elif logical == "timestamp-millis" and kind == "long":
-                self.emit(indent, f"{target} = _EPOCH + _timedelta(microseconds={target} * 1000)")
+            if logical == "timestamp-millis" and kind == "long":
+                if not self.plain:  # plain: the epoch milliseconds as written
+                    self.emit(indent, f"{target} = _EPOCH + _timedelta(microseconds={target} * 1000)")
             elif logical == "timestamp-micros" and kind == "long":
                 self.emit(indent, f"{target} = _EPOCH + _timedelta(microseconds={target})")
             elif logical == "date" and kind == "int":
@@ -230,9 +229,8 @@ def compile_decoder(schema_text: str, *, plain: bool = False) -> Decoder:
 
     ``plain``: uuids are ``str`` (canonical, as ``str(UUID)`` gives; malformed ones still raise)
     and timestamp-millis stays the epoch milliseconds as written, for a caller that would only
-    convert those objects back (the fraud job). Micros still
-    become datetimes, so no caller mistakes them for milliseconds; a schema left to fastavro still
-    decodes all of them to objects."""
+    convert those objects back (the fraud job). Micros still become datetimes, so no caller
+    mistakes them for milliseconds; a schema left to fastavro still decodes all of them to objects."""
     parsed = parse_schema(json.loads(schema_text))
 
     def slow(payload: bytes, offset: int) -> Any:

@@ -10,7 +10,7 @@ connector's ``Unbatch`` before the sink. This module is the Python half of the b
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 #: Fields of a batch row (``RecordBatches.BATCH_TYPE``).
@@ -62,6 +62,21 @@ def records(packed: bytes) -> Iterator[BatchRecord]:
             yield BatchRecord(offset, timestamp, key, value, headers)
     except struct.error as exc:
         raise BatchFormatError(f"truncated record batch at byte {position} of {end}: {exc}") from None
+
+
+def pack_records(items: Iterable[BatchRecord]) -> bytes:
+    """The inverse of :func:`records`: what the connector's ``RecordBatches.fromRecords`` writes
+    (for driving the job's batch code without Flink, as ``python -m bench scorer`` does)."""
+    parts: list[bytes] = []
+    for item in items:
+        parts.append(_I64_I64.pack(item.offset, item.timestamp))
+        _append_bytes(parts, item.key)
+        _append_bytes(parts, item.value)
+        parts.append(_I32.pack(len(item.headers)))
+        for name, header in item.headers:
+            _append_bytes(parts, name.encode())
+            _append_bytes(parts, header)
+    return b"".join(parts)
 
 
 def _read_bytes(packed: bytes, position: int) -> tuple[bytes | None, int]:

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from flink_jobs.batches import BatchFormatError, BatchRecord, OutputBatch, records
+from flink_jobs.batches import BatchFormatError, BatchRecord, OutputBatch, pack_records, records
 from flink_jobs.state_cache import StateCache
 
 
@@ -34,6 +34,16 @@ def test_source_records_are_read_in_order_with_nulls_empty_values_and_headers() 
     ]
     assert list(records(pack_source(items))) == items
     assert list(records(b"")) == []
+
+
+def test_pack_records_writes_the_connectors_layout() -> None:
+    items = [
+        BatchRecord(10, 1_790_000_000_000, b"card-1", b"\x00\x00\x00\x00\x01avro", ()),
+        BatchRecord(11, -1, None, None, ()),
+        BatchRecord(12, 5, b"", b"", (("trace", b"\xff\x00"), ("empty", None))),
+    ]
+    assert pack_records(items) == pack_source(items)
+    assert pack_records([]) == b""
 
 
 @pytest.mark.parametrize("cut", [1, 15, 16, 19, 21, 28])
