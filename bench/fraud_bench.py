@@ -16,10 +16,11 @@ the fraud job with the settings' tuning (override with --bundle-size etc.), then
   separate Python worker processes.
 
 The load generator batches as Riverbank's producers do (``--producer-linger-ms``); its linger
-counts in the latency. The checker reads alerts with the job's fetch wait, and scored records as
-the lake sink does (``--scored-fetch-wait-ms``, 500), and takes each record as soon as a poll
-returns it. Generator, checker, broker and Flink share the machine's cores, so figures
-are pessimistic. Never asserts.
+counts in the latency. The checker reads alerts with the job's fetch wait (unless
+``--alerts-fetch-wait-ms``), and scored records as the lake sink does (``--scored-fetch-wait-ms``,
+500), and takes each record as soon as a poll returns it. Generator, checker, broker and Flink share
+the machine's cores, so figures are pessimistic. On s3 storage the bench's topics keep
+``--topic-retention-s`` (180 s), which the broker guard enforces. Never asserts.
 """
 
 from __future__ import annotations
@@ -68,11 +69,19 @@ class Arrivals:
     #: broker list the scored partitions (the topic with the most batches) ten times a second,
     #: which no Riverbank component does.
     scored_fetch_wait_ms: int = 500
+    #: None: the job's own fetch wait (``fraud.fetch_max_wait_ms``).
+    alerts_fetch_wait_ms: int | None = None
+
+    def alerts_wait_ms(self) -> int:
+        wait = self.alerts_fetch_wait_ms
+        return self.settings.fraud.fetch_max_wait_ms if wait is None else wait
 
     def run(self) -> None:
         fraud = self.settings.fraud
         alerts = threading.Thread(
-            target=self._read, args=(fraud.alerts_topic, fraud.fetch_max_wait_ms), daemon=True
+            target=self._read,
+            args=(fraud.alerts_topic, self.alerts_wait_ms()),
+            daemon=True,
         )
         alerts.start()
         self._read(fraud.scored_topic, self.scored_fetch_wait_ms)
@@ -222,7 +231,19 @@ class Bench:
             f"scorer->alert consumer p50 {percentile(outbound, 0.5):.0f} ms "
             f"p99 {percentile(outbound, 0.99):.0f} ms"
         )
+        print(f"  produce->alert p99 by quarter of the phase: {self._quarters(warm)}")
         print(cpu)
+
+    def _quarters(self, ids: list[str]) -> str:
+        """p99 over each quarter of the phase, in send order: a rise through the phase is a cost that
+        grows with the data the broker holds, not with the rate."""
+        sent_ms, alerts = self.writer.sent_ms, self.arrivals.alerts
+        size = max(len(ids) // 4, 1)
+        parts = []
+        for start in range(0, size * 4, size):
+            part = [alerts[i][0] - sent_ms[i] for i in ids[start : start + size] if i in alerts]
+            parts.append(f"{percentile(part, 0.99):.0f}")
+        return " / ".join(parts) + " ms"
 
     def throughput(self, count: int) -> None:
         batch = self.batch(count)
@@ -326,19 +347,24 @@ def rss_report(state_dir: str) -> None:
 
 
 def guard_report(state_dir: str) -> None:
-    """The broker guard's counters: how many Fetches its long poll held and what released them."""
+    """The broker guard's counters: how many Fetches its long poll held and what released them, and
+    what its retention deleted."""
     stats = StatePaths(Path(state_dir)).kafka_guard_stats
     counters = json.loads(stats.read_text()) if stats.is_file() else {}
-    wanted = ("fetches", "fetches_held", "released_by_produce", "released_by_timeout", "produces", "unparsed")
+    wanted = (
+        *("fetches", "fetches_held", "released_by_produce", "released_by_timeout", "produces", "unparsed"),
+        *("retention_passes", "retention_deleted", "retention_errors"),
+    )
     print("broker guard: " + ", ".join(f"{name} {counters.get(name, 0):,}" for name in wanted))
 
 
 @contextmanager
-def fraud_stack(overrides: dict[str, str], broker_storage: str) -> Iterator[Settings]:
+def fraud_stack(overrides: dict[str, str], broker_storage: str, retention_ms: int) -> Iterator[Settings]:
     with running_stack(
         "fraud-bench",
         ["s3", "kafka", "registry", "flink-jobmanager", "flink-taskmanager"],
         broker_storage=broker_storage,
+        extra_env={"RIVERBANK_STACK__BROKER_RETENTION_CHECK_S": "5"},
     ) as stack:
         suffix = uuid.uuid4().hex[:6]
         stack.env.update(
@@ -355,15 +381,16 @@ def fraud_stack(overrides: dict[str, str], broker_storage: str) -> Iterator[Sett
         with environ(stack.env):
             settings = load_settings()
             fraud = settings.fraud
+            kept = {"retention.ms": str(retention_ms)}
             ensure_topics(
                 settings,
                 (
-                    TopicSpec(fraud.card_topic, "bench"),
-                    TopicSpec(fraud.payment_topic, "bench"),
+                    TopicSpec(fraud.card_topic, "bench", kept),
+                    TopicSpec(fraud.payment_topic, "bench", kept),
                     TopicSpec(fraud.rules_topic, "bench", {"cleanup.policy": "compact"}, partitions=1),
-                    TopicSpec(fraud.scored_topic, "bench"),
-                    TopicSpec(fraud.alerts_topic, "bench"),
-                    TopicSpec("riverbank.dlq", "bench", partitions=1),
+                    TopicSpec(fraud.scored_topic, "bench", kept),
+                    TopicSpec(fraud.alerts_topic, "bench", kept),
+                    TopicSpec("riverbank.dlq", "bench", kept, partitions=1),
                 ),
             )
             ensure_fraud_subjects(settings)
@@ -418,7 +445,20 @@ def main() -> None:
         help="the fetch wait of the checker's transactions.scored consumer (the lake sink's: 500)",
     )
     parser.add_argument(
+        "--alerts-fetch-wait-ms",
+        type=int,
+        help="the fetch wait of the checker's alert consumer (default: the job's); Tansu answers a "
+        "fetch when its wait runs out, so an alert consumer's wait counts in the latency",
+    )
+    parser.add_argument(
         "--parallelism", type=int, help="of the job (process mode runs a Python worker per subtask)"
+    )
+    parser.add_argument(
+        "--topic-retention-s",
+        type=float,
+        default=180.0,
+        help="retention.ms of the bench's topics; the broker guard enforces it on s3 storage (Tansu "
+        "lists every batch a partition holds on each fetch), memory storage keeps everything; -1: keep all",
     )
     args = parser.parse_args()
     seconds = args.seconds or (20.0 if args.quick else 120.0)
@@ -438,13 +478,22 @@ def main() -> None:
     if args.parallelism is not None:
         overrides["RIVERBANK_FLINK__PARALLELISM"] = str(args.parallelism)
     long_poll = load_settings().stack.broker_long_poll_wait_ms if args.broker_storage == "memory" else 0
+    retention_ms = int(args.topic_retention_s * 1000) if args.topic_retention_s >= 0 else -1
+    enforced = args.broker_storage == "s3" and retention_ms >= 0
+    kept = f"{args.topic_retention_s:g} s (retention.ms, enforced by the broker guard)" if enforced else "all"
     print(
         f"broker storage: {args.broker_storage} (guard long poll: {long_poll or 'off'}"
         f"{' ms' if long_poll else ''}); parallelism {args.parallelism or 'from settings'}; "
-        f"load generator linger {args.producer_linger_ms} ms"
+        f"load generator linger {args.producer_linger_ms} ms; topics keep {kept}"
     )
-    with fraud_stack(overrides, args.broker_storage) as settings:
-        arrivals = Arrivals(settings, scored_fetch_wait_ms=args.scored_fetch_wait_ms)
+    with fraud_stack(overrides, args.broker_storage, retention_ms) as settings:
+        arrivals = Arrivals(
+            settings,
+            scored_fetch_wait_ms=args.scored_fetch_wait_ms,
+            alerts_fetch_wait_ms=args.alerts_fetch_wait_ms,
+        )
+        alerts_wait, scored_wait = arrivals.alerts_wait_ms(), args.scored_fetch_wait_ms
+        print(f"checker: alerts read with a {alerts_wait} ms fetch wait, scored records {scored_wait} ms")
         thread = threading.Thread(target=arrivals.run, daemon=True)
         thread.start()
         writer = Writer(settings, linger_ms=args.producer_linger_ms)

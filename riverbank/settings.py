@@ -399,6 +399,11 @@ class StackSettings(_Section):
     #: slower, since every prompt Fetch costs a listing of all the partition's batches
     #: (ARCHITECTURE.md). Not used on s3 storage, where Tansu answers a short wait empty.
     broker_long_poll_wait_ms: int = Field(default=0, ge=0)
+    #: On s3 storage the broker guard enforces retention.ms, which Tansu 0.6 ignores (its cost per
+    #: Fetch grows with the batches a partition holds): topics without retention.ms keep this long
+    #: (Kafka's default, 7 days; -1 keeps everything), checked this often. Memory storage keeps all.
+    broker_retention_ms: int = Field(default=604_800_000, ge=-1)
+    broker_retention_check_s: float = Field(default=30.0, gt=0)
     s3_port: int = Field(default=9000, ge=1, le=65535)
     flink_rpc_port: int = Field(default=6123, ge=1, le=65535)
     flink_blob_port: int = Field(default=6124, ge=1, le=65535)

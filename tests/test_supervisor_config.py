@@ -85,7 +85,14 @@ def test_the_broker_guard_long_polls_on_memory_storage_only_when_asked(tmp_path:
     assert guard_options(tmp_path, broker_storage="memory") == []  # off by default: bytes forwarded unread
 
 
-def test_the_broker_guard_fails_unconfirmed_duplicates_on_s3_storage_only(tmp_path: Path) -> None:
-    s3 = guard_options(tmp_path, broker_storage="s3")
-    assert s3 == ["--fail-unconfirmed-duplicates", "--stats-file", str(tmp_path / "kafka-guard.json")]
-    assert "--fail-unconfirmed-duplicates" not in guard_options(tmp_path, broker_storage="memory")
+def test_the_broker_guard_fails_duplicates_and_enforces_retention_on_s3_storage_only(tmp_path: Path) -> None:
+    s3 = guard_options(tmp_path, broker_storage="s3", s3_port=9100, broker_retention_ms=3_600_000)
+    assert s3 == [
+        "--fail-unconfirmed-duplicates",
+        *("--retention-endpoint", "http://127.0.0.1:9100", "--retention-bucket", "tansu"),
+        *("--retention-cluster", "riverbank", "--retention-default-ms", "3600000"),
+        *("--retention-check-s", "30.0", "--stats-file", str(tmp_path / "kafka-guard.json")),
+    ]
+    memory = guard_options(tmp_path, broker_storage="memory")
+    assert "--fail-unconfirmed-duplicates" not in memory
+    assert "--retention-endpoint" not in memory

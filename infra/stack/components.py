@@ -121,7 +121,13 @@ def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
     guard_options: list[str] = []
     if settings.stack.broker_storage == "s3":
         # Tansu on an object store can answer DUPLICATE_SEQUENCE_NUMBER for a batch it never stored.
-        guard_options = ["--fail-unconfirmed-duplicates"]
+        guard_options = [
+            "--fail-unconfirmed-duplicates",
+            *("--retention-endpoint", settings.stack.s3_endpoint, "--retention-bucket", BROKER_BUCKET),
+            *("--retention-cluster", environment["CLUSTER_ID"]),
+            *("--retention-default-ms", str(settings.stack.broker_retention_ms)),
+            *("--retention-check-s", str(settings.stack.broker_retention_check_s)),
+        ]
     elif settings.stack.broker_long_poll_wait_ms > 0:
         guard_options = ["--long-poll-wait-ms", str(settings.stack.broker_long_poll_wait_ms)]
     if guard_options:

