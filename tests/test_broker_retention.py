@@ -40,18 +40,21 @@ def key(partition: int, offset: int) -> str:
     return f"clusters/c/topics/t/partitions/{partition:010}/records/{offset:020}.batch"
 
 
-def test_expired_batches_keep_each_partitions_newest() -> None:
+def test_expired_batches_keep_the_partitions_newest() -> None:
     now = 10_000_000
-    batches = [
-        StoredBatch(key(0, 0), "0", now - 9000),
-        StoredBatch(key(0, 7), "0", now - 6000),
-        StoredBatch(key(0, 12), "0", now - 1000),  # within retention
-        StoredBatch(key(1, 0), "1", now - 9000),
-        StoredBatch(key(1, 100), "1", now - 8000),  # expired, but partition 1's newest
-        StoredBatch(key(2, 5), "2", now - 9000),  # the only batch
+    partition_0 = [
+        StoredBatch(key(0, 0), now - 9000),
+        StoredBatch(key(0, 7), now - 6000),
+        StoredBatch(key(0, 12), now - 1000),  # within retention
     ]
-    assert expired(batches, 5000, now) == [key(0, 0), key(0, 7), key(1, 0)]
+    assert expired(partition_0, 5000, now) == [key(0, 0), key(0, 7)]
+    partition_1 = [
+        StoredBatch(key(1, 100), now - 8000),  # expired, but the newest
+        StoredBatch(key(1, 0), now - 9000),
+    ]
+    assert expired(partition_1, 5000, now) == [key(1, 0)]
+    assert expired([StoredBatch(key(2, 5), now - 9000)], 5000, now) == []  # the only batch
     # Exactly at the limit a batch is kept; an offset of more digits still sorts as a number.
-    at_limit = [StoredBatch(key(0, 9), "0", now - 5000), StoredBatch(key(0, 10), "0", now)]
+    at_limit = [StoredBatch(key(0, 9), now - 5000), StoredBatch(key(0, 10), now)]
     assert expired(at_limit, 5000, now) == []
     assert expired([], 5000, now) == []

@@ -46,7 +46,6 @@ class TopicRetention:
 @dataclass(frozen=True)
 class StoredBatch:
     key: str
-    partition: str
     written_ms: int
 
 
@@ -66,15 +65,12 @@ def topic_retentions(meta: dict[str, Any], default_ms: int) -> list[TopicRetenti
 
 
 def expired(batches: Iterable[StoredBatch], retention_ms: int, now_ms: int) -> list[str]:
-    """The keys of the batches written more than ``retention_ms`` before ``now_ms``, except the newest
-    batch of each partition (base offsets are zero-padded, so the greatest key is the newest)."""
+    """The keys of one partition's batches written more than ``retention_ms`` before ``now_ms``,
+    except its newest (base offsets are zero-padded, so the greatest key is the newest)."""
     stored = list(batches)
-    newest: dict[str, str] = {}
-    for batch in stored:
-        if batch.key > newest.get(batch.partition, ""):
-            newest[batch.partition] = batch.key
+    newest = max((b.key for b in stored), default="")
     cutoff = now_ms - retention_ms
-    return [b.key for b in stored if b.written_ms < cutoff and b.key != newest[b.partition]]
+    return [b.key for b in stored if b.written_ms < cutoff and b.key != newest]
 
 
 @dataclass
@@ -101,17 +97,19 @@ class BrokerRetention:
                 continue
             for partition in range(topic.partitions):
                 prefix = f"clusters/{self.cluster}/topics/{topic.topic}/partitions/{partition:010}/records/"
-                kept = self._kept.setdefault(prefix, [])
-                # Relist the last few seconds: concurrent produces may land their batches out of order.
-                settled = 0
-                while settled < len(kept) and kept[settled].written_ms < now_ms - _SETTLE_MS:
-                    settled += 1
-                start_after = kept[settled - 1].key if settled else ""
-                kept[settled:] = self._listed(prefix, str(partition), start_after)
-                gone = set(self._delete(expired(kept, topic.retention_ms, now_ms)))
-                kept[:] = [b for b in kept if b.key not in gone]
-                deleted += len(gone)
+                deleted += self._enforce_partition(prefix, topic.retention_ms, now_ms)
         return deleted
+
+    def _enforce_partition(self, prefix: str, retention_ms: int, now_ms: int) -> int:
+        kept = self._kept.setdefault(prefix, [])
+        # Relist the last few seconds: concurrent produces may land their batches out of order.
+        settled = 0
+        while settled < len(kept) and kept[settled].written_ms < now_ms - _SETTLE_MS:
+            settled += 1
+        kept[settled:] = self._listed(prefix, start_after=kept[settled - 1].key if settled else "")
+        gone = set(self._delete(expired(kept, retention_ms, now_ms)))
+        kept[:] = [b for b in kept if b.key not in gone]
+        return len(gone)
 
     def _meta(self) -> dict[str, Any]:
         try:
@@ -121,11 +119,11 @@ class BrokerRetention:
         meta: dict[str, Any] = json.loads(body.read())
         return meta
 
-    def _listed(self, prefix: str, partition: str, start_after: str) -> list[StoredBatch]:
+    def _listed(self, prefix: str, start_after: str) -> list[StoredBatch]:
         after = {"StartAfter": start_after} if start_after else {}
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, **after)
         return [
-            StoredBatch(entry["Key"], partition, int(entry["LastModified"].timestamp() * 1000))
+            StoredBatch(entry["Key"], int(entry["LastModified"].timestamp() * 1000))
             for page in pages
             for entry in page.get("Contents", [])
             if entry["Key"].endswith(".batch")
