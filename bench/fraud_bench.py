@@ -20,7 +20,9 @@ counts in the latency. The checker reads alerts with the job's fetch wait (unles
 ``--alerts-fetch-wait-ms``), and scored records as the lake sink does (``--scored-fetch-wait-ms``,
 500), and takes each record as soon as a poll returns it. Generator, checker, broker and Flink share
 the machine's cores, so figures are pessimistic. On s3 storage the bench's topics keep
-``--topic-retention-s`` (180 s), which the broker guard enforces. Never asserts.
+``--topic-retention-s`` (180 s), which the broker guard enforces. The guard answers Fetches at
+the head of a partition from its fetch tail unless ``--fetch-tail-bytes 0`` (then Tansu answers
+each Fetch when its wait runs out, so the consumers' waits count in the latency). Never asserts.
 """
 
 from __future__ import annotations
@@ -354,17 +356,23 @@ def guard_report(state_dir: str) -> None:
     wanted = (
         *("fetches", "fetches_held", "released_by_produce", "released_by_timeout", "produces", "unparsed"),
         *("retention_passes", "retention_deleted", "retention_errors"),
+        *("tail_fetches_answered", "tail_fetches_empty", "tail_forwarded_not_cached"),
     )
     print("broker guard: " + ", ".join(f"{name} {counters.get(name, 0):,}" for name in wanted))
 
 
 @contextmanager
-def fraud_stack(overrides: dict[str, str], broker_storage: str, retention_ms: int) -> Iterator[Settings]:
+def fraud_stack(
+    overrides: dict[str, str], broker_storage: str, retention_ms: int, fetch_tail_bytes: int | None
+) -> Iterator[Settings]:
+    extra_env = {"RIVERBANK_STACK__BROKER_RETENTION_CHECK_S": "5"}
+    if fetch_tail_bytes is not None:
+        extra_env["RIVERBANK_STACK__BROKER_FETCH_TAIL_BYTES"] = str(fetch_tail_bytes)
     with running_stack(
         "fraud-bench",
         ["s3", "kafka", "registry", "flink-jobmanager", "flink-taskmanager"],
         broker_storage=broker_storage,
-        extra_env={"RIVERBANK_STACK__BROKER_RETENTION_CHECK_S": "5"},
+        extra_env=extra_env,
     ) as stack:
         suffix = uuid.uuid4().hex[:6]
         stack.env.update(
@@ -454,6 +462,12 @@ def main() -> None:
         "--parallelism", type=int, help="of the job (process mode runs a Python worker per subtask)"
     )
     parser.add_argument(
+        "--fetch-tail-bytes",
+        type=int,
+        help="the broker guard's fetch tail per partition (default: the settings'; 0: off, Tansu "
+        "answers every Fetch)",
+    )
+    parser.add_argument(
         "--topic-retention-s",
         type=float,
         default=180.0,
@@ -481,12 +495,18 @@ def main() -> None:
     retention_ms = int(args.topic_retention_s * 1000) if args.topic_retention_s >= 0 else -1
     enforced = args.broker_storage == "s3" and retention_ms >= 0
     kept = f"{args.topic_retention_s:g} s (retention.ms, enforced by the broker guard)" if enforced else "all"
+    tail = (
+        load_settings().stack.broker_fetch_tail_bytes
+        if args.fetch_tail_bytes is None
+        else args.fetch_tail_bytes
+    )
     print(
         f"broker storage: {args.broker_storage} (guard long poll: {long_poll or 'off'}"
-        f"{' ms' if long_poll else ''}); parallelism {args.parallelism or 'from settings'}; "
+        f"{' ms' if long_poll else ''}; fetch tail: {f'{tail:,} bytes a partition' if tail else 'off'}); "
+        f"parallelism {args.parallelism or 'from settings'}; "
         f"load generator linger {args.producer_linger_ms} ms; topics keep {kept}"
     )
-    with fraud_stack(overrides, args.broker_storage, retention_ms) as settings:
+    with fraud_stack(overrides, args.broker_storage, retention_ms, args.fetch_tail_bytes) as settings:
         arrivals = Arrivals(
             settings,
             scored_fetch_wait_ms=args.scored_fetch_wait_ms,

@@ -404,6 +404,10 @@ class StackSettings(_Section):
     #: (Kafka's default, 7 days; -1 keeps everything), checked this often. Memory storage keeps all.
     broker_retention_ms: int = Field(default=604_800_000, ge=-1)
     broker_retention_check_s: float = Field(default=30.0, gt=0)
+    #: The broker guard answers Fetches at the head of a partition itself, from the newest batches it
+    #: saw acknowledged, as soon as they land (Tansu 0.6 answers a Fetch only when its wait runs out,
+    #: listing every batch of the partition): this many bytes kept a partition; 0: off.
+    broker_fetch_tail_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
     s3_port: int = Field(default=9000, ge=1, le=65535)
     flink_rpc_port: int = Field(default=6123, ge=1, le=65535)
     flink_blob_port: int = Field(default=6124, ge=1, le=65535)

@@ -170,3 +170,168 @@ def test_a_truncated_or_unknown_produce_response_is_an_error() -> None:
         wire.produce_response_with_error_replaced(frame[:-12], 11, 46, -1)
     with pytest.raises(wire.WireError):
         wire.produce_response_with_error_replaced(frame, 13, 46, -1)
+
+
+# The fetch tail (infra/stack/fetch_tail.py): what the guard reads from Produce traffic and writes
+# to answer a Fetch itself.
+
+
+@pytest.mark.parametrize("version", range(13))
+def test_produce_response_partitions_give_where_each_partition_was_written(version: int) -> None:
+    written = wire.produce_response_partitions(produce_response(version, [[0, 46], [0]]), version)
+    assert [(p.topic, p.partition, p.error_code, p.base_offset) for p in written] == [
+        ("topic-0", 0, 0, 5),
+        ("topic-0", 1, 46, -1),
+        ("topic-1", 0, 0, 5),
+    ]
+
+
+@pytest.mark.parametrize("version", range(3, 13))
+def test_produce_request_records_by_partition(version: int) -> None:
+    flexible = version >= 9
+    tags = TAGS if flexible else b""
+    partitions = [
+        struct.pack(">i", 0) + blob(b"batch-a", flexible) + tags,
+        struct.pack(">i", 2) + blob(b"batch-b", flexible) + tags,
+        struct.pack(">i", 3) + (uvarint(0) if flexible else struct.pack(">i", -1)) + tags,  # null records
+    ]
+    topic = string("payments", flexible) + array(partitions, flexible) + tags
+    body = string("tx", flexible) + struct.pack(">hi", -1, 30000) + array([topic], flexible) + tags
+    frame = request(wire.PRODUCE, version, body)
+    found = wire.produce_request_records(frame, wire.request_header(frame))
+    assert [(r.topic, r.partition, r.records) for r in found] == [
+        ("payments", 0, b"batch-a"),
+        ("payments", 2, b"batch-b"),
+    ]
+
+
+def full_fetch_request(
+    version: int, partitions: list[tuple[str, int, int, int]], session_id: int = 0
+) -> bytes:
+    """A Fetch of v4-v12 with every field, one topic entry per partition given."""
+    flexible = version >= 12
+    tags = TAGS if flexible else b""
+    body = struct.pack(">iiiib", -1, 500, 1, 52428800, 1)  # ..., MaxBytes, IsolationLevel
+    body += struct.pack(">ii", session_id, -1) if version >= 7 else b""
+    topics = []
+    for topic, partition, offset, max_bytes in partitions:
+        part = struct.pack(">i", partition) + (struct.pack(">i", 5) if version >= 9 else b"")
+        part += struct.pack(">q", offset) + (struct.pack(">i", 5) if version >= 12 else b"")
+        part += struct.pack(">q", 0) if version >= 5 else b""
+        part += struct.pack(">i", max_bytes) + tags
+        topics.append(string(topic, flexible) + array([part], flexible) + tags)
+    body += array(topics, flexible)
+    body += array([], flexible) if version >= 7 else b""  # ForgottenTopicsData
+    body += string("rack", flexible) if version >= 11 else b""
+    return request(wire.FETCH, version, body + tags)
+
+
+@pytest.mark.parametrize("version", range(4, 13))
+def test_fetch_request_is_read_in_the_versions_the_tail_answers(version: int) -> None:
+    frame = full_fetch_request(version, [("cards", 0, 12, 1 << 20), ("payments", 3, 7, 4096)])
+    fetch = wire.fetch_request(frame, wire.request_header(frame))
+    assert (fetch.max_wait_ms, fetch.max_bytes, fetch.isolation_level, fetch.session_id) == (
+        500,
+        52428800,
+        1,
+        0,
+    )
+    assert fetch.partitions == [
+        wire.FetchPartition("cards", 0, 12, 1 << 20),
+        wire.FetchPartition("payments", 3, 7, 4096),
+    ]
+    assert fetch.forgets is False
+    for other in (3, 13):  # older, or naming topics by id: forwarded to Tansu
+        with pytest.raises(wire.WireError):
+            wire.fetch_request(frame, wire.RequestHeader(wire.FETCH, other, 42, "cli", 0))
+
+
+def read_fetch_response(frame: bytes, version: int) -> list[tuple[str, int, int, int, int, bytes]]:
+    """(topic, partition, error, high watermark, last stable offset, records) for every partition,
+    read field by field after FetchResponse.json, checking the fields the tail writes as constants."""
+    flexible = version >= 12
+    pos = 0
+
+    def take(fmt: str) -> int:
+        nonlocal pos
+        (value,) = struct.unpack_from(fmt, frame, pos)
+        pos += struct.calcsize(fmt)
+        return int(value)
+
+    def length() -> int:
+        nonlocal pos
+        if not flexible:
+            return take(">i")
+        value = shift = 0
+        while True:
+            byte = frame[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value - 1
+
+    def tags() -> None:
+        if flexible:
+            assert length() == -1  # no tagged fields (a count of 0, read as length + 1)
+
+    assert take(">i") == 42
+    tags()
+    assert take(">i") == 0  # ThrottleTimeMs
+    if version >= 7:
+        assert (take(">h"), take(">i")) == (0, 0)  # ErrorCode, SessionId
+    found = []
+    for _ in range(length()):
+        size = length() if flexible else take(">h")
+        topic = frame[pos : pos + size].decode()
+        pos += size
+        for _ in range(length()):
+            partition, error, high, stable = take(">i"), take(">h"), take(">q"), take(">q")
+            if version >= 5:
+                assert take(">q") == 0  # LogStartOffset
+            assert length() == -1  # AbortedTransactions: null
+            if version >= 11:
+                assert take(">i") == -1  # PreferredReadReplica
+            size = length()
+            found.append((topic, partition, error, high, stable, frame[pos : pos + size]))
+            pos += size
+            tags()
+        tags()
+    tags()
+    assert pos == len(frame)
+    return found
+
+
+@pytest.mark.parametrize("version", range(4, 13))
+def test_fetch_response_written_for_the_tail_reads_back(version: int) -> None:
+    topics = [
+        ("cards", [wire.FetchedPartition(0, 15, b"batches"), wire.FetchedPartition(1, 3, b"")]),
+        ("payments", [wire.FetchedPartition(2, 7, b"more")]),
+    ]
+    frame = wire.fetch_response(42, version, topics)
+    assert read_fetch_response(frame, version) == [
+        ("cards", 0, 0, 15, 15, b"batches"),
+        ("cards", 1, 0, 3, 3, b""),
+        ("payments", 2, 0, 7, 7, b"more"),
+    ]
+    assert wire.fetch_response_has_records(frame, version) is True
+    empty = wire.fetch_response(42, version, [("cards", [wire.FetchedPartition(1, 3, b"")])])
+    assert wire.fetch_response_has_records(empty, version) is False
+
+
+def api_versions_response(version: int, entries: list[tuple[int, int, int]], error: int = 0) -> bytes:
+    flexible = version >= 3
+    keys = [struct.pack(">hhh", *entry) + (SOME_TAGS if flexible else b"") for entry in entries]
+    frame = struct.pack(">ih", 42, error) + array(keys, flexible)  # header v0 in every version
+    return frame + (struct.pack(">i", 0) if version >= 1 else b"") + (SOME_TAGS if flexible else b"")
+
+
+@pytest.mark.parametrize("version", range(4))
+def test_api_versions_cap_fetch_only(version: int) -> None:
+    entries = [(0, 0, 11), (1, 0, 16), (18, 0, 4)]
+    capped = wire.api_versions_with_fetch_capped(api_versions_response(version, entries), version, 12)
+    assert capped == api_versions_response(version, [(0, 0, 11), (1, 0, 12), (18, 0, 4)])
+    low = api_versions_response(version, [(1, 0, 11)])
+    assert wire.api_versions_with_fetch_capped(low, version, 12) == low
+    failed = api_versions_response(version, [(1, 0, 16)], error=35)  # UNSUPPORTED_VERSION
+    assert wire.api_versions_with_fetch_capped(failed, version, 12) == failed

@@ -266,12 +266,19 @@ class ObjectStore:
         return version
 
     def delete(self, bucket_name: str, key: str) -> None:
+        file = self.unindex(bucket_name, key)
+        if file is not None:
+            file.unlink(missing_ok=True)
+
+    def unindex(self, bucket_name: str, key: str) -> Path | None:
+        """Removes ``key`` from listings and reads at once; returns its file, which the caller
+        removes before it answers (until then a restart would find the object again)."""
         bucket = self.bucket(bucket_name)
         current = bucket.versions.pop(key, None)
         if current is None:
-            return
-        (bucket.objects / current.file).unlink(missing_ok=True)
+            return None
         del bucket.sorted_keys[bisect.bisect_left(bucket.sorted_keys, key)]
+        return bucket.objects / current.file
 
     def copy(self, source_bucket: str, source_key: str, bucket: str) -> NewVersion:
         """A new version holding a copy of an object's body (committed by the caller)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,11 @@ class TopicRetention:
 class StoredBatch:
     key: str
     written_ms: int
+
+    @property
+    def base_offset(self) -> int:
+        """From the key's file name, ``<base offset, zero-padded>.batch``."""
+        return int(self.key.rsplit("/", 1)[1].split(".")[0])
 
 
 def topic_retentions(meta: dict[str, Any], default_ms: int) -> list[TopicRetention]:
@@ -84,6 +89,8 @@ class BrokerRetention:
     bucket: str
     cluster: str
     default_ms: int
+    #: Told (topic, partition, oldest offset kept) after batches of a partition were deleted.
+    on_deleted: Callable[[str, int, int], None] | None = None
     #: The batches listed and not yet deleted, per partition prefix, in key order.
     _kept: dict[str, list[StoredBatch]] = field(default_factory=dict, repr=False)
 
@@ -97,10 +104,14 @@ class BrokerRetention:
                 continue
             for partition in range(topic.partitions):
                 prefix = f"clusters/{self.cluster}/topics/{topic.topic}/partitions/{partition:010}/records/"
-                deleted += self._enforce_partition(prefix, topic.retention_ms, now_ms)
+                gone, oldest = self._enforce_partition(prefix, topic.retention_ms, now_ms)
+                if gone and oldest is not None and self.on_deleted is not None:
+                    self.on_deleted(topic.topic, partition, oldest)
+                deleted += gone
         return deleted
 
-    def _enforce_partition(self, prefix: str, retention_ms: int, now_ms: int) -> int:
+    def _enforce_partition(self, prefix: str, retention_ms: int, now_ms: int) -> tuple[int, int | None]:
+        """How many batches were deleted, and the offset of the oldest one kept."""
         kept = self._kept.setdefault(prefix, [])
         # Relist the last few seconds: concurrent produces may land their batches out of order.
         settled = 0
@@ -109,7 +120,7 @@ class BrokerRetention:
         kept[settled:] = self._listed(prefix, start_after=kept[settled - 1].key if settled else "")
         gone = set(self._delete(expired(kept, retention_ms, now_ms)))
         kept[:] = [b for b in kept if b.key not in gone]
-        return len(gone)
+        return len(gone), (kept[0].base_offset if kept else None)
 
     def _meta(self) -> dict[str, Any]:
         try:

