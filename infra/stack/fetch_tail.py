@@ -81,7 +81,7 @@ class FetchTail:
         tail = self._tails.get(key)
         if tail is None or base_offset != tail.end:
             if tail is not None and base_offset < tail.end:
-                return  # an answer that arrived late: its batches are already at their offsets
+                return  # answered after a later Produce, which started the tail past these batches
             tail = self._tails[key] = _Tail(base_offset, base_offset)
         for count, batch in batches:
             stamped = bytearray(batch)
