@@ -491,15 +491,12 @@ def main() -> None:
     }
     if args.parallelism is not None:
         overrides["RIVERBANK_FLINK__PARALLELISM"] = str(args.parallelism)
-    long_poll = load_settings().stack.broker_long_poll_wait_ms if args.broker_storage == "memory" else 0
+    defaults = load_settings().stack
+    long_poll = defaults.broker_long_poll_wait_ms if args.broker_storage == "memory" else 0
     retention_ms = int(args.topic_retention_s * 1000) if args.topic_retention_s >= 0 else -1
     enforced = args.broker_storage == "s3" and retention_ms >= 0
     kept = f"{args.topic_retention_s:g} s (retention.ms, enforced by the broker guard)" if enforced else "all"
-    tail = (
-        load_settings().stack.broker_fetch_tail_bytes
-        if args.fetch_tail_bytes is None
-        else args.fetch_tail_bytes
-    )
+    tail = defaults.broker_fetch_tail_bytes if args.fetch_tail_bytes is None else args.fetch_tail_bytes
     print(
         f"broker storage: {args.broker_storage} (guard long poll: {long_poll or 'off'}"
         f"{' ms' if long_poll else ''}; fetch tail: {f'{tail:,} bytes a partition' if tail else 'off'}); "

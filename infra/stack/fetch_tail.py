@@ -57,6 +57,12 @@ class _Tail:
     batches: list[bytes] = field(default_factory=list)
     size: int = 0
 
+    def drop_oldest(self, count: int) -> None:
+        """Forgets the ``count`` oldest batches; at least one stays."""
+        self.size -= sum(map(len, self.batches[:count]))
+        del self.batches[:count], self.bases[:count]
+        self.start = self.bases[0]
+
 
 @dataclass
 class FetchTail:
@@ -90,10 +96,12 @@ class FetchTail:
             tail.batches.append(bytes(stamped))
             tail.size += len(stamped)
             tail.end += count
-        while tail.size > self.partition_bytes and len(tail.batches) > 1:
-            tail.size -= len(tail.batches.pop(0))  # lists of a few hundred batches: cheap enough
-            tail.bases.pop(0)
-            tail.start = tail.bases[0]
+        over, drop = tail.size - self.partition_bytes, 0
+        while over > 0 and drop < len(tail.batches) - 1:
+            over -= len(tail.batches[drop])
+            drop += 1
+        if drop:
+            tail.drop_oldest(drop)
 
     def deleted_below(self, topic: str, partition: int, offset: int) -> None:
         """Retention deleted the partition's batches below ``offset``: a Fetch for them goes to Tansu,
@@ -104,10 +112,8 @@ class FetchTail:
         drop = bisect.bisect_left(tail.bases, offset)
         if drop >= len(tail.batches):
             del self._tails[(topic, partition)]
-            return
-        tail.size -= sum(map(len, tail.batches[:drop]))
-        del tail.batches[:drop], tail.bases[:drop]
-        tail.start = tail.bases[0]
+        else:
+            tail.drop_oldest(drop)
 
     def end(self, topic: str, partition: int) -> int | None:
         tail = self._tails.get((topic, partition))
