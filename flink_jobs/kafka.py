@@ -112,8 +112,10 @@ class KafkaSinkOptions:
     #: Required for exactly-once: unique per job on the cluster, stable across its restarts.
     transactional_id_prefix: str | None = None
     #: Exactly-once: send rows at the checkpoint barrier instead of as they come. Needed on
-    #: brokers that show aborted records to read_committed readers (Tansu); costs memory and
-    #: latency (output appears once per checkpoint either way).
+    #: brokers that show aborted records to read_committed readers (Tansu 0.6 without the broker
+    #: guard); costs memory, and read_uncommitted readers see rows only at the barrier
+    #: (read_committed ones see them at the commit either way), but keeps each transaction open
+    #: only from the barrier to the commit.
     defer_sends: bool = True
     max_buffered_records: int = 100_000
     #: Extra Java producer settings, e.g. {"transaction.timeout.ms": "900000"}.

@@ -263,10 +263,11 @@ class FlinkSettings(_Section):
 class FraudSettings(_Section):
     """The fraud scoring job (flink_jobs/fraud_job.py) and `riverbank fraud rules`."""
 
-    #: at-least-once until exactly-once is verified on the embedded broker (Tansu shows aborted
-    #: records to read_committed readers); alerts carry deterministic ids, so duplicates are
-    #: recognisable downstream. exactly-once commits output with each checkpoint, so alerts then
-    #: appear up to flink.checkpoint_interval_ms later.
+    #: at-least-once (the default) sends alerts as they are raised, for the latency budget; after a
+    #: failure replayed alerts may repeat, with the same deterministic ids. exactly-once writes in
+    #: Kafka transactions committed with each checkpoint: read_committed readers get each alert
+    #: once, up to flink.checkpoint_interval_ms later (verified with kill -9 on the embedded broker,
+    #: whose guard answers read_committed as Kafka does).
     sink_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
     transactional_id_prefix: str = "riverbank-fraud"
     #: Alerts are raised when the combined (noisy-OR) score reaches this.
@@ -408,6 +409,10 @@ class StackSettings(_Section):
     #: saw acknowledged, as soon as they land (Tansu 0.6 answers a Fetch only when its wait runs out,
     #: listing every batch of the partition): this many bytes kept a partition; 0: off.
     broker_fetch_tail_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    #: The broker guard follows transactions and answers read_committed Fetches as Kafka does: up
+    #: to the last stable offset, with the aborted transactions listed (Tansu 0.6 gets both wrong,
+    #: which breaks exactly-once output). Off: Tansu answers read_committed itself.
+    broker_read_committed: bool = True
     s3_port: int = Field(default=9000, ge=1, le=65535)
     flink_rpc_port: int = Field(default=6123, ge=1, le=65535)
     flink_blob_port: int = Field(default=6124, ge=1, le=65535)

@@ -335,3 +335,108 @@ def test_api_versions_cap_fetch_only(version: int) -> None:
     assert wire.api_versions_with_fetch_capped(low, version, 12) == low
     failed = api_versions_response(version, [(1, 0, 16)], error=35)  # UNSUPPORTED_VERSION
     assert wire.api_versions_with_fetch_capped(failed, version, 12) == failed
+
+
+@pytest.mark.parametrize("version", range(4, 13))
+def test_a_read_committed_fetch_is_forwarded_read_uncommitted_with_nothing_else_changed(version: int) -> None:
+    frame = full_fetch_request(version, [("cards", 0, 12, 1 << 20)], session_id=9)
+    header = wire.request_header(frame)
+    rewritten = wire.with_read_uncommitted(frame, header)
+    before, after = wire.fetch_request(frame, header), wire.fetch_request(rewritten, header)
+    assert (before.isolation_level, after.isolation_level) == (wire.READ_COMMITTED, wire.READ_UNCOMMITTED)
+    assert after == wire.FetchRequest(
+        before.max_wait_ms,
+        before.min_bytes,
+        before.max_bytes,
+        0,
+        before.session_id,
+        before.partitions,
+        before.forgets,
+    )
+    assert len(rewritten) == len(frame) and sum(a != b for a, b in zip(frame, rewritten, strict=True)) == 1
+
+
+def broker_fetch_response(version: int) -> bytes:
+    """A Fetch response as a broker may send it: a session, an error on one partition, aborted
+    transactions with tagged fields, a preferred replica, tagged fields at every level."""
+    flexible = version >= 12
+    some = SOME_TAGS if flexible else b""
+    parts = []
+    for index, error, records, aborted in ((0, 0, b"batches", [(7, 3), (8, 40)]), (1, 1, b"", None)):
+        part = struct.pack(">ihqq", index, error, 100, 90) + (struct.pack(">q", 5) if version >= 5 else b"")
+        if aborted is None:
+            part += uvarint(0) if flexible else struct.pack(">i", -1)
+        else:
+            part += array(
+                [struct.pack(">qq", *txn) + (TAGS if flexible else b"") for txn in aborted], flexible
+            )
+        part += struct.pack(">i", 2) if version >= 11 else b""
+        parts.append(part + blob(records, flexible) + some)
+    topic = string("payments", flexible) + array(parts, flexible) + (TAGS if flexible else b"")
+    frame = struct.pack(">i", 42) + (TAGS if flexible else b"") + struct.pack(">i", 15)
+    frame += struct.pack(">hi", 0, 77) if version >= 7 else b""
+    return frame + array([topic], flexible) + some
+
+
+@pytest.mark.parametrize("version", range(4, 13))
+def test_a_fetch_response_reads_whole_and_writes_back_byte_for_byte(version: int) -> None:
+    frame = broker_fetch_response(version)
+    response = wire.read_fetch_response(frame, version)
+    assert (response.correlation_id, response.throttle_time_ms) == (42, 15)
+    assert response.session_id == (77 if version >= 7 else 0)
+    ((topic, (first, second)),) = response.topics
+    assert topic == "payments"
+    assert (first.partition, first.error_code, first.high_watermark, first.last_stable_offset) == (
+        0,
+        0,
+        100,
+        90,
+    )
+    assert first.log_start_offset == (5 if version >= 5 else 0)
+    assert first.aborted == (wire.AbortedTransaction(7, 3), wire.AbortedTransaction(8, 40))
+    assert first.records == b"batches" and first.preferred_read_replica == (2 if version >= 11 else -1)
+    assert (second.error_code, second.aborted, second.records) == (1, None, b"")
+    assert wire.write_fetch_response(response, version) == frame
+    with pytest.raises(wire.WireError):
+        wire.read_fetch_response(frame + b"\x00", version)
+    with pytest.raises(wire.WireError):
+        wire.read_fetch_response(frame[:-3], version)
+
+
+@pytest.mark.parametrize("version", range(6))
+def test_end_txn_request_and_response(version: int) -> None:
+    flexible = version >= 3
+    body = string("sink-0-7", flexible) + struct.pack(">qhb", 1234, 2, 1) + (TAGS if flexible else b"")
+    frame = request(wire.END_TXN, version, body)
+    assert wire.end_txn_request(frame, wire.request_header(frame)) == wire.EndTxn("sink-0-7", 1234, True)
+    response = struct.pack(">i", 42) + (SOME_TAGS if flexible else b"") + struct.pack(">ih", 0, 48)
+    response += struct.pack(">qh", 1234, 3) if version >= 5 else b""
+    assert wire.txn_response(response + (TAGS if flexible else b""), wire.END_TXN, version) == (
+        48,
+        1234 if version >= 5 else -1,
+    )
+
+
+@pytest.mark.parametrize("version", range(7))
+def test_init_producer_id_request_names_the_transactional_id_and_the_response_the_producer(
+    version: int,
+) -> None:
+    flexible = version >= 2
+    tags = TAGS if flexible else b""
+    for name in ("sink-0-7", None):
+        body = string(name, flexible) + struct.pack(">i", 60000)
+        body += struct.pack(">qh", -1, -1) if version >= 3 else b""
+        body += struct.pack(">bb", 0, 0) if version >= 6 else b""
+        frame = request(wire.INIT_PRODUCER_ID, version, body + tags)
+        assert wire.init_producer_id_request(frame, wire.request_header(frame)) == name
+    response = struct.pack(">i", 42) + tags + struct.pack(">ihqh", 0, 0, 99, 4) + tags
+    assert wire.txn_response(response, wire.INIT_PRODUCER_ID, version) == (0, 99)
+
+
+@pytest.mark.parametrize("version", range(3, 13))
+def test_produce_transactional_id(version: int) -> None:
+    flexible = version >= 9
+    for name in ("tx", None):
+        body = string(name, flexible) + struct.pack(">hi", -1, 30000) + array([], flexible)
+        frame = request(wire.PRODUCE, version, body + (TAGS if flexible else b""))
+        assert wire.produce_transactional_id(frame, wire.request_header(frame)) == name

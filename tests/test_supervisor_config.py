@@ -80,14 +80,31 @@ def guard_options(state: Path, **stack: object) -> list[str]:
 
 def test_the_broker_guard_long_polls_on_memory_storage_only_when_asked(tmp_path: Path) -> None:
     memory = guard_options(
-        tmp_path, broker_storage="memory", broker_long_poll_wait_ms=20, broker_fetch_tail_bytes=0
+        tmp_path,
+        broker_storage="memory",
+        broker_long_poll_wait_ms=20,
+        broker_fetch_tail_bytes=0,
+        broker_read_committed=False,
     )
     assert memory == ["--long-poll-wait-ms", "20", "--stats-file", str(tmp_path / "kafka-guard.json")]
     assert "--long-poll-wait-ms" not in guard_options(
         tmp_path, broker_storage="s3", broker_long_poll_wait_ms=20
     )
-    # Without the fetch tail, bytes are forwarded unread.
-    assert guard_options(tmp_path, broker_storage="memory", broker_fetch_tail_bytes=0) == []
+    # Without the fetch tail and the transactions, bytes are forwarded unread.
+    unread = guard_options(
+        tmp_path, broker_storage="memory", broker_fetch_tail_bytes=0, broker_read_committed=False
+    )
+    assert unread == []
+
+
+@pytest.mark.parametrize("storage", ["memory", "s3"])
+def test_the_broker_guard_serves_read_committed_by_default_on_both_storages(
+    tmp_path: Path, storage: str
+) -> None:
+    assert "--read-committed" in guard_options(tmp_path, broker_storage=storage)
+    assert "--read-committed" not in guard_options(
+        tmp_path, broker_storage=storage, broker_read_committed=False
+    )
 
 
 @pytest.mark.parametrize("storage", ["memory", "s3"])
@@ -97,7 +114,7 @@ def test_the_broker_guard_answers_fetches_from_its_tail_by_default_on_both_stora
     options = guard_options(tmp_path, broker_storage=storage)
     at = options.index("--fetch-tail-bytes")
     assert options[at + 1] == str(4 * 1024 * 1024)
-    assert options[-2:] == ["--stats-file", str(tmp_path / "kafka-guard.json")]
+    assert options[-3:] == ["--read-committed", "--stats-file", str(tmp_path / "kafka-guard.json")]
     assert "--fetch-tail-bytes" not in guard_options(
         tmp_path, broker_storage=storage, broker_fetch_tail_bytes=0
     )
@@ -105,7 +122,12 @@ def test_the_broker_guard_answers_fetches_from_its_tail_by_default_on_both_stora
 
 def test_the_broker_guard_fails_duplicates_and_enforces_retention_on_s3_storage_only(tmp_path: Path) -> None:
     s3 = guard_options(
-        tmp_path, broker_storage="s3", s3_port=9100, broker_retention_ms=3_600_000, broker_fetch_tail_bytes=0
+        tmp_path,
+        broker_storage="s3",
+        s3_port=9100,
+        broker_retention_ms=3_600_000,
+        broker_fetch_tail_bytes=0,
+        broker_read_committed=False,
     )
     assert s3 == [
         "--fail-unconfirmed-duplicates",

@@ -132,6 +132,8 @@ def _kafka(settings: Settings, paths: StatePaths) -> ComponentSpec:
         guard_options = ["--long-poll-wait-ms", str(settings.stack.broker_long_poll_wait_ms)]
     if settings.stack.broker_fetch_tail_bytes > 0:
         guard_options += ["--fetch-tail-bytes", str(settings.stack.broker_fetch_tail_bytes)]
+    if settings.stack.broker_read_committed:
+        guard_options.append("--read-committed")
     if guard_options:
         guard_options += ["--stats-file", str(paths.kafka_guard_stats)]
     return ComponentSpec(

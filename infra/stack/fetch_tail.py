@@ -19,34 +19,18 @@ import bisect
 import struct
 from dataclasses import dataclass, field
 
-#: A record batch (magic 2): BaseOffset int64, BatchLength int32, PartitionLeaderEpoch int32,
-#: Magic int8, CRC int32, Attributes int16, LastOffsetDelta int32, ... The CRC covers Attributes
-#: onwards, so filling in BaseOffset keeps the batch valid.
-_BATCH_HEAD = struct.Struct(">qiibihi")
-_TRANSACTIONAL = 0x10
-_CONTROL = 0x20
+from infra.stack.record_batches import NotABatch, batch_heads
 
-
-class NotABatch(ValueError):
-    """Record bytes that are not whole magic-2 record batches."""
+__all__ = ["FetchTail", "NotABatch", "split_batches"]
 
 
 def split_batches(records: bytes) -> list[tuple[int, bytes]]:
-    """Each record batch in ``records`` with its record count (LastOffsetDelta + 1)."""
-    batches: list[tuple[int, bytes]] = []
-    pos = 0
-    while pos < len(records):
-        if pos + _BATCH_HEAD.size > len(records):
-            raise NotABatch(f"{len(records) - pos} bytes left at {pos}: not a batch header")
-        _, length, _, magic, _, attributes, last_delta = _BATCH_HEAD.unpack_from(records, pos)
-        end = pos + 12 + length
-        if magic != 2 or end > len(records) or last_delta < 0:
-            raise NotABatch(f"batch at {pos}: magic {magic}, length {length}, last offset delta {last_delta}")
-        if attributes & (_TRANSACTIONAL | _CONTROL):
-            return []  # the caller drops the partition: see the module's docstring
-        batches.append((last_delta + 1, records[pos:end]))
-        pos = end
-    return batches
+    """Each record batch in ``records`` with its record count; empty if any is transactional or a
+    control batch (the caller then drops the partition: see the module's docstring)."""
+    heads = batch_heads(records)
+    if any(head.transactional or head.control for head in heads):
+        return []
+    return [(head.count, records[head.start : head.end]) for head in heads]
 
 
 @dataclass

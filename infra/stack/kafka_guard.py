@@ -27,6 +27,12 @@ the offset its response gives) and answers a Fetch for them as soon as it has it
 empty when the Fetch's wait runs out; any other Fetch goes to Tansu. It lowers the Fetch version
 advertised in ApiVersions responses to 12, the newest that names topics as Produce does.
 
+With `--read-committed`, the guard follows transactions (Produce, EndTxn, InitProducerId) and
+answers read_committed Fetches as Kafka does, which Tansu 0.6 does not (`transactions`): it asks
+Tansu for the records read_uncommitted, cuts them at the last stable offset, and lists the aborted
+transactions among them for the client to skip. A Fetch whose records all lie past the last stable
+offset is answered empty once a transaction ends or its wait runs out.
+
 With `--retention-endpoint` (s3 storage), the guard also enforces `retention.ms`, which Tansu
 ignores: every `--retention-check-s` it deletes the batches retention has expired from Tansu's
 bucket (`broker_retention`), counting passes, deleted batches and failed passes in the stats.
@@ -50,6 +56,7 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+import dataclasses
 import json
 import signal
 import socket
@@ -65,6 +72,8 @@ from typing import Any
 
 from infra.stack import kafka_wire as wire
 from infra.stack.fetch_tail import FetchTail
+from infra.stack.record_batches import NotABatch, batch_heads
+from infra.stack.transactions import Transactions
 
 WARMUP_CLIENT_ID = "riverbank-kafka-guard-warmup"
 _PR_SET_PDEATHSIG = 1
@@ -101,6 +110,32 @@ class _Pending:
     api_version: int
     #: A Produce's records, for the fetch tail once the response says where they were written.
     produced: list[wire.ProduceRecords] | None = None
+    #: (topic, partition, producer id) of a Produce's transactional batches.
+    transactional: list[tuple[str, int, int]] | None = None
+    #: A Fetch the client sent read_committed, forwarded read_uncommitted; when its wait runs out.
+    read_committed_until: float | None = None
+    end_txn: wire.EndTxn | None = None
+    #: The transactional id of an InitProducerId.
+    init_txn: str | None = None
+
+
+class _Signal:
+    """Wakes whoever waits for the next time something happened (a Produce answered, a transaction
+    ended)."""
+
+    def __init__(self) -> None:
+        self._next: asyncio.Future[None] | None = None
+
+    def fire(self) -> None:
+        if self._next is not None:
+            self._next.set_result(None)
+            self._next = None
+
+    async def within(self, timeout_s: float) -> bool:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        done, _ = await asyncio.wait({self._next}, timeout=timeout_s)
+        return bool(done)
 
 
 @dataclass
@@ -126,15 +161,18 @@ class Guard:
         long_poll_wait_ms: int | None = None,
         fail_unconfirmed_duplicates: bool = False,
         fetch_tail: FetchTail | None = None,
+        transactions: Transactions | None = None,
     ) -> None:
         self.backend = backend
         self.long_poll_wait_ms = long_poll_wait_ms
         self.fail_unconfirmed_duplicates = fail_unconfirmed_duplicates
         self.fetch_tail = fetch_tail
+        self.transactions = transactions
         self.warm = asyncio.Event()
         self.counters: collections.Counter[str] = collections.Counter()
         self._request_pumps: set[asyncio.Future[None]] = set()
-        self._produced: asyncio.Future[None] | None = None
+        self._produced = _Signal()
+        self._transaction_ended = _Signal()
 
     def stop_requests(self) -> None:
         """Forward no more requests; responses to those already forwarded still flow back."""
@@ -158,7 +196,12 @@ class Guard:
         except (asyncio.IncompleteReadError, ConnectionError, OSError, wire.WireError):
             client_w.close()
             return
-        follow = self.long_poll_wait_ms is not None or self.fail_unconfirmed_duplicates or self.fetch_tail
+        follow = (
+            self.long_poll_wait_ms is not None
+            or self.fail_unconfirmed_duplicates
+            or self.fetch_tail is not None
+            or self.transactions is not None
+        )
         if not follow:
             backend_w.write(_framed(first))
             requests = asyncio.ensure_future(_pump(client_r, backend_w))
@@ -168,6 +211,8 @@ class Guard:
             connection.idle.set()
 
             async def on_response(frame: bytes) -> bytes:
+                if self.transactions is not None:
+                    frame = await self._read_committed_answer(connection, frame)
                 return self._on_response(connection, frame)
 
             requests = asyncio.ensure_future(
@@ -193,11 +238,13 @@ class Guard:
             if tail and await self._answer_from_tail(connection, frame, header):
                 return None
             produced = None
-            if known_produce and self.fetch_tail is not None and header.api_version >= 3:
+            follows_records = self.fetch_tail is not None or self.transactions is not None
+            if known_produce and follows_records and header.api_version >= 3:
                 produced = wire.produce_request_records(frame, header)
-            connection.pending.append(
-                _Pending(header.correlation_id, header.api_key, header.api_version, produced)
-            )
+            pending = _Pending(header.correlation_id, header.api_key, header.api_version, produced)
+            if self.transactions is not None:
+                frame, pending = self._follow_transaction_request(frame, header, pending)
+            connection.pending.append(pending)
             connection.idle.clear()
             if self.long_poll_wait_ms is None or header.api_key != wire.FETCH or header.body_offset is None:
                 return frame
@@ -232,11 +279,13 @@ class Guard:
             expected = request.correlation_id
             self._unparsed(connection, f"a response out of order (expected correlation id {expected})")
             return frame
-        if api_key == wire.API_VERSIONS and self.fetch_tail is not None:
+        if api_key == wire.API_VERSIONS and (self.fetch_tail is not None or self.transactions is not None):
             return self._cap_fetch_version(connection, frame, version)
+        if request.end_txn is not None or request.init_txn is not None:
+            self._transaction_answered(connection, request, frame)
         if api_key == wire.PRODUCE:
-            if request.produced:
-                self._remember_produced(connection, frame, version, request.produced)
+            if request.produced or request.transactional:
+                self._remember_produced(connection, frame, request)
             self._note_produce()
             if self.fail_unconfirmed_duplicates:
                 return self._fail_duplicates(connection, frame, version)
@@ -304,20 +353,126 @@ class Guard:
             topics.setdefault(part.topic, []).append(wire.FetchedPartition(part.partition, end, records))
         return list(topics.items()), size
 
-    def _remember_produced(
-        self, connection: _Connection, frame: bytes, version: int, produced: list[wire.ProduceRecords]
-    ) -> None:
-        assert self.fetch_tail is not None
+    def _remember_produced(self, connection: _Connection, frame: bytes, request: _Pending) -> None:
+        """Tell the fetch tail and the transactions where a Produce's batches were written."""
+        version = request.api_version
         try:
             written = {(p.topic, p.partition): p for p in wire.produce_response_partitions(frame, version)}
         except wire.WireError as exc:
             self._unparsed(connection, f"Produce v{version} response: {exc}")
-            return
-        for records in produced:
+            written = {}  # transactions in flight still end: the LSO is not held for ever
+        ends: dict[tuple[str, int], tuple[int, int]] = {}
+        for records in request.produced or []:
             answer = written.get((records.topic, records.partition))
-            if answer is not None and answer.error_code == 0:
-                tail = self.fetch_tail
-                tail.acknowledged(records.topic, records.partition, answer.base_offset, records.records)
+            if answer is None or answer.error_code != 0:
+                continue
+            if self.fetch_tail is not None:
+                self.fetch_tail.acknowledged(
+                    records.topic, records.partition, answer.base_offset, records.records
+                )
+            with contextlib.suppress(NotABatch):
+                count = sum(head.count for head in batch_heads(records.records))
+                ends[(records.topic, records.partition)] = (answer.base_offset, answer.base_offset + count)
+        if self.transactions is not None:
+            for topic, partition, producer_id in request.transactional or []:
+                self.transactions.produced(topic, partition, producer_id, ends.get((topic, partition)))
+
+    def _follow_transaction_request(
+        self, frame: bytes, header: wire.RequestHeader, pending: _Pending
+    ) -> tuple[bytes, _Pending]:
+        """Note what a request tells of transactions; a read_committed Fetch goes on read_uncommitted."""
+        transactions = self.transactions
+        assert transactions is not None
+        if header.api_key == wire.PRODUCE and pending.produced:
+            name = wire.produce_transactional_id(frame, header)
+            found: set[tuple[str, int, int]] = set()
+            for records in pending.produced:
+                with contextlib.suppress(NotABatch):  # not followed: Tansu judges it
+                    for head in batch_heads(records.records):
+                        if head.transactional and not head.control:
+                            found.add((records.topic, records.partition, head.producer_id))
+            for topic, partition, producer_id in found:
+                transactions.producing(topic, partition, producer_id)
+                if name is not None:
+                    transactions.named(name, producer_id)
+            return frame, dataclasses.replace(pending, transactional=sorted(found))
+        if header.api_key == wire.FETCH and 4 <= header.api_version <= wire.FETCH_TAIL_MAX_VERSION:
+            request = wire.fetch_request(frame, header)
+            if request.isolation_level != wire.READ_COMMITTED:
+                return frame, pending
+            self.counters["read_committed_fetches"] += 1
+            until = time.monotonic() + request.max_wait_ms / 1000
+            return wire.with_read_uncommitted(frame, header), dataclasses.replace(
+                pending, read_committed_until=until
+            )
+        if header.api_key == wire.END_TXN and header.body_offset is not None:
+            end = wire.end_txn_request(frame, header)
+            transactions.named(end.transactional_id, end.producer_id)
+            return frame, dataclasses.replace(pending, end_txn=end)
+        if header.api_key == wire.INIT_PRODUCER_ID and header.body_offset is not None:
+            return frame, dataclasses.replace(pending, init_txn=wire.init_producer_id_request(frame, header))
+        return frame, pending
+
+    def _transaction_answered(self, connection: _Connection, request: _Pending, frame: bytes) -> None:
+        """An EndTxn or InitProducerId answered: the transactions it ended are known."""
+        transactions = self.transactions
+        assert transactions is not None
+        try:
+            error_code, producer_id = wire.txn_response(frame, request.api_key, request.api_version)
+        except wire.WireError as exc:
+            self._unparsed(connection, f"api {request.api_key} v{request.api_version} response: {exc}")
+            return
+        if error_code != 0:
+            return
+        if request.end_txn is not None:
+            end = request.end_txn
+            moved = transactions.ended(end.producer_id, end.committed)
+            self.counters["transactions_committed" if end.committed else "transactions_aborted"] += 1
+        else:
+            assert request.init_txn is not None
+            moved = transactions.initialised(request.init_txn, producer_id)
+            self.counters["transactions_fenced"] += moved
+        if moved:
+            self._transaction_ended.fire()
+
+    async def _read_committed_answer(self, connection: _Connection, frame: bytes) -> bytes:
+        """The answer a read_committed reader gets from a Fetch response read_uncommitted: records
+        below each partition's LSO, the aborted transactions among them. A Fetch whose records all lie
+        past the LSO is answered empty once a transaction ends or its wait runs out, as Kafka does
+        (answered at once, the client would fetch the same records again and again)."""
+        request = connection.pending[0] if connection.following and connection.pending else None
+        if request is None or request.read_committed_until is None:
+            return frame
+        if frame[:4] != request.correlation_id.to_bytes(4, "big", signed=True):
+            return frame  # _on_response stops following the connection
+        transactions = self.transactions
+        assert transactions is not None
+        try:
+            response = wire.read_fetch_response(frame, request.api_version)
+        except (wire.WireError, NotABatch) as exc:
+            self._unparsed(connection, f"Fetch v{request.api_version} response: {exc}")
+            return frame
+        held_back = 0
+        topics: list[tuple[str, list[wire.FetchedPartition]]] = []
+        for topic, partitions in response.topics:
+            answered = []
+            for part in partitions:
+                view = transactions.read_committed(topic, part.partition, part.high_watermark, part.records)
+                held_back += len(part.records) - len(view.records)
+                self.counters["aborted_transactions_listed"] += len(view.aborted)
+                stable, aborted = view.last_stable_offset, view.aborted
+                answered.append(
+                    dataclasses.replace(
+                        part, records=view.records, last_stable_offset=stable, aborted=aborted
+                    )
+                )
+            topics.append((topic, answered))
+        answer = dataclasses.replace(response, topics=topics)
+        nothing = not any(part.records for _, parts in topics for part in parts)
+        if held_back and nothing:
+            self.counters["read_committed_held"] += 1
+            await self._transaction_ended.within(request.read_committed_until - time.monotonic())
+        return wire.write_fetch_response(answer, request.api_version)
 
     def _cap_fetch_version(self, connection: _Connection, frame: bytes, version: int) -> bytes:
         """Clients then name topics in Fetches (v13 on uses topic ids, which Produce does not)."""
@@ -342,15 +497,10 @@ class Guard:
 
     def _note_produce(self) -> None:
         self.counters["produces"] += 1
-        if self._produced is not None:
-            self._produced.set_result(None)
-            self._produced = None
+        self._produced.fire()
 
     async def _produce_within(self, timeout_s: float) -> bool:
-        if self._produced is None:
-            self._produced = asyncio.get_running_loop().create_future()
-        done, _ = await asyncio.wait({self._produced}, timeout=timeout_s)
-        return bool(done)
+        return await self._produced.within(timeout_s)
 
     def _unparsed(self, connection: _Connection, what: str) -> None:
         self.counters["unparsed"] += 1
@@ -526,6 +676,7 @@ async def serve(
     fail_unconfirmed_duplicates: bool = False,
     retention: RetentionOptions | None = None,
     fetch_tail_bytes: int = 0,
+    read_committed: bool = False,
 ) -> int:
     internal_port = free_port(listen[0])
     command = [_replace_listener(arg, internal_port) for arg in tansu]
@@ -533,13 +684,17 @@ async def serve(
     # in-flight requests are answered. PDEATHSIG still takes Tansu down if the guard is killed.
     child = subprocess.Popen(command, preexec_fn=_die_with_parent, start_new_session=True)
     fetch_tail = FetchTail(fetch_tail_bytes) if fetch_tail_bytes > 0 else None
-    guard = Guard((listen[0], internal_port), long_poll_wait_ms, fail_unconfirmed_duplicates, fetch_tail)
+    transactions = Transactions() if read_committed else None
+    backend = (listen[0], internal_port)
+    guard = Guard(backend, long_poll_wait_ms, fail_unconfirmed_duplicates, fetch_tail, transactions)
     server = await asyncio.start_server(guard.handle, listen[0], listen[1], reuse_address=True)
     log(f"tansu pid {child.pid} on internal port {internal_port}; holding clients on {listen[0]}:{listen[1]}")
     if long_poll_wait_ms is not None:
         log(f"long poll on: Fetches forwarded with a wait of at most {long_poll_wait_ms} ms")
     if fetch_tail is not None:
         log(f"fetch tail on: Fetches at the head answered by the guard, {fetch_tail_bytes} bytes a partition")
+    if transactions is not None:
+        log("read_committed on: Fetches answered up to the last stable offset, aborted transactions listed")
     stats = asyncio.ensure_future(write_stats(guard, stats_file)) if stats_file else None
 
     loop = asyncio.get_running_loop()
@@ -618,6 +773,11 @@ def main() -> None:
         help="answer Fetches at the head of a partition from its newest batches, this many bytes kept",
     )
     parser.add_argument(
+        "--read-committed",
+        action="store_true",
+        help="follow transactions; answer read_committed Fetches up to the LSO with aborted transactions",
+    )
+    parser.add_argument(
         "tansu", nargs=argparse.REMAINDER, help="-- the tansu command; {internal_port} is filled in"
     )
     args = parser.parse_args()
@@ -642,6 +802,7 @@ def main() -> None:
                 args.fail_unconfirmed_duplicates,
                 retention,
                 args.fetch_tail_bytes,
+                args.read_committed,
             )
         )
     )

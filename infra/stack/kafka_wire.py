@@ -1,12 +1,15 @@
 """Just enough of the Kafka wire protocol for the broker guard.
 
-The guard reads request and response frames (a big-endian int32 size, then the message) and needs
-five things from them: which API a request is and its correlation id, a Fetch request's
-`MaxWaitMs` (to rewrite it), a Produce request's `Acks` (acks=0 has no response), whether a Fetch
-response carried any records, and a Produce response's partition error codes (to rewrite one).
-Field layouts follow Kafka's message definitions (`FetchRequest.json`, `FetchResponse.json`,
-`ProduceRequest.json`, `ProduceResponse.json`); "flexible" versions use compact encodings and
-tagged fields. Frames here exclude the 4-byte size prefix.
+The guard reads request and response frames (a big-endian int32 size, then the message): which API
+a request is and its correlation id; Fetch requests (to rewrite `MaxWaitMs` and the isolation
+level, and to answer them from the fetch tail); Fetch responses (whether they carry records, and
+whole, to rewrite them for read_committed readers); Produce requests' records and `Acks` (acks=0
+has no response) and Produce responses' offsets and error codes (to rewrite one); EndTxn and
+InitProducerId requests and responses (which transactions ended); ApiVersions responses (to cap
+the Fetch version). Field layouts follow Kafka's message definitions (`FetchRequest.json`,
+`FetchResponse.json`, `ProduceRequest.json`, `ProduceResponse.json`, `EndTxnRequest.json`, ...);
+"flexible" versions use compact encodings and tagged fields. Frames here exclude the 4-byte size
+prefix.
 """
 
 from __future__ import annotations
@@ -17,14 +20,22 @@ from dataclasses import dataclass
 PRODUCE = 0
 FETCH = 1
 API_VERSIONS = 18
+INIT_PRODUCER_ID = 22
+END_TXN = 26
 #: The versions whose layout this module knows; the guard forwards others untouched.
 FETCH_VERSIONS = range(0, 18)
 PRODUCE_VERSIONS = range(0, 13)
-_KNOWN_VERSIONS = {FETCH: FETCH_VERSIONS, PRODUCE: PRODUCE_VERSIONS}
-_API_NAMES = {FETCH: "Fetch", PRODUCE: "Produce"}
+_KNOWN_VERSIONS = {
+    FETCH: FETCH_VERSIONS,
+    PRODUCE: PRODUCE_VERSIONS,
+    INIT_PRODUCER_ID: range(0, 7),
+    END_TXN: range(0, 6),
+}
+_API_NAMES = {FETCH: "Fetch", PRODUCE: "Produce", INIT_PRODUCER_ID: "InitProducerId", END_TXN: "EndTxn"}
 UNKNOWN_SERVER_ERROR = -1
 DUPLICATE_SEQUENCE_NUMBER = 46
-_FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12}
+_FLEXIBLE_FROM = {PRODUCE: 9, FETCH: 12, INIT_PRODUCER_ID: 2, END_TXN: 3}
+READ_UNCOMMITTED, READ_COMMITTED = 0, 1
 
 
 class WireError(ValueError):
@@ -112,7 +123,7 @@ def flexible(api_key: int, version: int) -> bool:
 
 
 def request_header(frame: bytes) -> RequestHeader:
-    """The request header (v1, or v2 with tagged fields for flexible versions of Fetch and Produce)."""
+    """The request header (v1, or v2 with tagged fields for flexible versions of the APIs known here)."""
     reader = _Reader(frame)
     api_key, api_version = reader.int16(), reader.int16()
     correlation_id = reader.int32()
@@ -260,6 +271,13 @@ class ProduceRecords:
     records: bytes
 
 
+def produce_transactional_id(frame: bytes, header: RequestHeader) -> str | None:
+    """The transactional id a Produce request of v3 or later names (None: not transactional)."""
+    if header.api_key != PRODUCE or header.body_offset is None or header.api_version < 3:
+        raise WireError(f"api {header.api_key} v{header.api_version} is not a Produce v3+ this module knows")
+    return _Reader(frame, header.body_offset).string(flexible(PRODUCE, header.api_version))
+
+
 def produce_request_records(frame: bytes, header: RequestHeader) -> list[ProduceRecords]:
     """Every partition's records in a Produce request of v3 or later (record batches, magic 2)."""
     if header.api_key != PRODUCE or header.body_offset is None or header.api_version < 3:
@@ -342,6 +360,48 @@ def fetch_request(frame: bytes, header: RequestHeader) -> FetchRequest:
     return FetchRequest(max_wait_ms, min_bytes, max_bytes, isolation_level, session_id, partitions, forgets)
 
 
+def with_read_uncommitted(frame: bytes, header: RequestHeader) -> bytes:
+    """The same Fetch request (v4 to v12) with IsolationLevel READ_UNCOMMITTED."""
+    fetch_request(frame, header)  # checks the version and bounds
+    assert header.body_offset is not None
+    at = header.body_offset + 4 + 4 + 4 + 4  # ReplicaId, MaxWaitMs, MinBytes, MaxBytes
+    return frame[:at] + bytes([READ_UNCOMMITTED]) + frame[at + 1 :]
+
+
+@dataclass(frozen=True)
+class EndTxn:
+    transactional_id: str
+    producer_id: int
+    committed: bool
+
+
+def end_txn_request(frame: bytes, header: RequestHeader) -> EndTxn:
+    if header.api_key != END_TXN or header.body_offset is None:
+        raise WireError(f"api {header.api_key} v{header.api_version} is not an EndTxn this module knows")
+    reader = _Reader(frame, header.body_offset)
+    transactional_id = reader.string(flexible(END_TXN, header.api_version)) or ""
+    producer_id = reader.int64()
+    reader.skip(2)  # ProducerEpoch
+    return EndTxn(transactional_id, producer_id, reader.int8() != 0)
+
+
+def init_producer_id_request(frame: bytes, header: RequestHeader) -> str | None:
+    """The transactional id an InitProducerId request names (None: an idempotent producer)."""
+    if header.api_key != INIT_PRODUCER_ID or header.body_offset is None:
+        raise WireError(f"api {header.api_key} v{header.api_version} is not an InitProducerId known here")
+    return _Reader(frame, header.body_offset).string(flexible(INIT_PRODUCER_ID, header.api_version))
+
+
+def txn_response(frame: bytes, api_key: int, version: int) -> tuple[int, int]:
+    """An InitProducerId or EndTxn response's error code, and the producer id it names (-1: none;
+    EndTxn names one from v5)."""
+    reader, _ = _response_body(frame, api_key, version)
+    reader.skip(4)  # ThrottleTimeMs
+    error_code = reader.int16()
+    named = api_key == INIT_PRODUCER_ID or version >= 5
+    return error_code, reader.int64() if named else -1
+
+
 class _Writer:
     def __init__(self, flexible: bool) -> None:
         self.flexible = flexible
@@ -370,12 +430,22 @@ class _Writer:
         self.length(len(encoded), wide=False)
         self.parts.append(encoded)
 
-    def tagged_fields(self) -> None:
+    def tagged_fields(self, raw: bytes = b"") -> None:
+        """None, or ``raw``: tagged fields as read from another frame."""
         if self.flexible:
-            self.uvarint(0)
+            if raw:
+                self.parts.append(raw)
+            else:
+                self.uvarint(0)
 
     def frame(self) -> bytes:
         return b"".join(self.parts)
+
+
+@dataclass(frozen=True)
+class AbortedTransaction:
+    producer_id: int
+    first_offset: int
 
 
 @dataclass(frozen=True)
@@ -383,38 +453,111 @@ class FetchedPartition:
     partition: int
     high_watermark: int
     records: bytes
+    error_code: int = 0
+    #: None: the high watermark (no transaction open).
+    last_stable_offset: int | None = None
+    #: Tansu answers 0 here and in ListOffsets, retention or not.
+    log_start_offset: int = 0
+    #: None (null) as for read_uncommitted.
+    aborted: tuple[AbortedTransaction, ...] | None = None
+    preferred_read_replica: int = -1
+    #: The partition's tagged fields as read (flexible versions), written back unchanged.
+    tagged_fields: bytes = b""
+
+
+@dataclass(frozen=True)
+class FetchResponse:
+    correlation_id: int
+    topics: list[tuple[str, list[FetchedPartition]]]
+    throttle_time_ms: int = 0
+    error_code: int = 0
+    session_id: int = 0
+    tagged_fields: bytes = b""
+
+
+def _raw_tagged_fields(reader: _Reader) -> bytes:
+    start = reader.pos
+    reader.skip_tagged_fields()
+    return reader.data[start : reader.pos]
+
+
+def read_fetch_response(frame: bytes, version: int) -> FetchResponse:
+    """A Fetch response of v4 to v12, every field (the response header's tagged fields dropped)."""
+    if not 4 <= version <= FETCH_TAIL_MAX_VERSION:
+        raise WireError(f"Fetch response v{version} is not one this module reads whole")
+    reader, flex = _response_body(frame, FETCH, version)
+    correlation_id = int.from_bytes(frame[:4], "big", signed=True)
+    throttle_time_ms = reader.int32()
+    error_code, session_id = (reader.int16(), reader.int32()) if version >= 7 else (0, 0)
+    topics: list[tuple[str, list[FetchedPartition]]] = []
+    for _ in range(reader.length(flex, wide=True)):
+        topic = reader.string(flex) or ""
+        partitions: list[FetchedPartition] = []
+        for _ in range(reader.length(flex, wide=True)):
+            index, error, high, stable = reader.int32(), reader.int16(), reader.int64(), reader.int64()
+            log_start = reader.int64() if version >= 5 else 0
+            count = reader.length(flex, wide=True)
+            aborted: list[AbortedTransaction] = []
+            for _ in range(max(count, 0)):
+                aborted.append(AbortedTransaction(reader.int64(), reader.int64()))
+                if flex:
+                    reader.skip_tagged_fields()
+            replica = reader.int32() if version >= 11 else -1
+            records = reader.bytes_field(flex) or b""
+            tags = _raw_tagged_fields(reader) if flex else b""
+            kept = None if count < 0 else tuple(aborted)
+            part = FetchedPartition(index, high, records, error, stable, log_start, kept, replica, tags)
+            partitions.append(part)
+        if flex:
+            reader.skip_tagged_fields()
+        topics.append((topic, partitions))
+    tags = _raw_tagged_fields(reader) if flex else b""
+    if reader.pos != len(frame):
+        raise WireError(f"{len(frame) - reader.pos} bytes after the Fetch response")
+    return FetchResponse(correlation_id, topics, throttle_time_ms, error_code, session_id, tags)
+
+
+def write_fetch_response(response: FetchResponse, version: int) -> bytes:
+    """A Fetch response of v4 to v12."""
+    if not 4 <= version <= FETCH_TAIL_MAX_VERSION:
+        raise WireError(f"Fetch response v{version} is not one this module writes")
+    out = _Writer(flexible(FETCH, version))
+    out.pack(">i", response.correlation_id)
+    out.tagged_fields()  # response header v1 (flexible versions)
+    out.pack(">i", response.throttle_time_ms)
+    if version >= 7:
+        out.pack(">hi", response.error_code, response.session_id)
+    out.length(len(response.topics), wide=True)
+    for topic, partitions in response.topics:
+        out.string(topic)
+        out.length(len(partitions), wide=True)
+        for part in partitions:
+            stable = part.high_watermark if part.last_stable_offset is None else part.last_stable_offset
+            out.pack(">ihqq", part.partition, part.error_code, part.high_watermark, stable)
+            if version >= 5:
+                out.pack(">q", part.log_start_offset)
+            if part.aborted is None:
+                out.length(-1, wide=True)
+            else:
+                out.length(len(part.aborted), wide=True)
+                for txn in part.aborted:
+                    out.pack(">qq", txn.producer_id, txn.first_offset)
+                    out.tagged_fields()
+            if version >= 11:
+                out.pack(">i", part.preferred_read_replica)
+            out.length(len(part.records), wide=True)
+            out.parts.append(part.records)
+            out.tagged_fields(part.tagged_fields)
+        out.tagged_fields()
+    out.tagged_fields(response.tagged_fields)
+    return out.frame()
 
 
 def fetch_response(
     correlation_id: int, version: int, topics: list[tuple[str, list[FetchedPartition]]]
 ) -> bytes:
-    """A Fetch response of v4 to v12 without errors, transactions or a session: each partition's
-    records as the log holds them, its high watermark also its last stable offset."""
-    if not 4 <= version <= FETCH_TAIL_MAX_VERSION:
-        raise WireError(f"Fetch response v{version} is not one this module writes")
-    out = _Writer(flexible(FETCH, version))
-    out.pack(">i", correlation_id)
-    out.tagged_fields()  # response header v1 (flexible versions)
-    out.pack(">i", 0)  # ThrottleTimeMs
-    if version >= 7:
-        out.pack(">hi", 0, 0)  # ErrorCode, SessionId (none: every request is a full fetch)
-    out.length(len(topics), wide=True)
-    for topic, partitions in topics:
-        out.string(topic)
-        out.length(len(partitions), wide=True)
-        for part in partitions:
-            out.pack(">ihqq", part.partition, 0, part.high_watermark, part.high_watermark)
-            if version >= 5:
-                out.pack(">q", 0)  # LogStartOffset: as Tansu answers ListOffsets, retention or not
-            out.length(-1, wide=True)  # AbortedTransactions: null, as for read_uncommitted
-            if version >= 11:
-                out.pack(">i", -1)  # PreferredReadReplica: none
-            out.length(len(part.records), wide=True)
-            out.parts.append(part.records)
-            out.tagged_fields()
-        out.tagged_fields()
-    out.tagged_fields()
-    return out.frame()
+    """A Fetch response of v4 to v12 without errors or a session, as the fetch tail answers."""
+    return write_fetch_response(FetchResponse(correlation_id, topics), version)
 
 
 def api_versions_with_fetch_capped(frame: bytes, version: int, max_version: int) -> bytes:

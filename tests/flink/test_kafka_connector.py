@@ -9,6 +9,7 @@ end offsets are never used (Tansu reports them too low): reads stop when the exp
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -208,26 +209,6 @@ def first_seen(bootstrap: str, topics: list[str], count: int, timeout: float) ->
     return seen
 
 
-# Not run: each takes minutes of Flink and cannot pass on Tansu 0.6, whose two read_committed
-# defects are reproduced without Flink, in seconds, by the strict xfails of
-# tests/integration/test_broker_transactions.py (those flip when the broker is fixed; then run
-# these against it). Against Apache Kafka they are the acceptance tests of the exactly-once sink.
-TANSU_EXACTLY_ONCE = pytest.mark.xfail(
-    run=False,
-    reason=(
-        "Tansu 0.6 (s3 and memory storage alike, with or without kafka_guard): (1) while any "
-        "transaction is open on a partition, read_committed readers get none of its records, even "
-        "those of transactions committed before it; the sink always has its next transaction open "
-        "when it commits the previous one, so the output stalls (measured: 1 record in 240 s). "
-        "(2) Fetch responses carry no aborted-transactions list, so read_committed readers get "
-        "aborted records (the restore path aborts lingering transactions: duplicates). Also no "
-        "transaction timeout: an abandoned transaction stays open until its transactional id is "
-        "initialised again. See ARCHITECTURE.md, 'Still open on Tansu'."
-    ),
-)
-
-
-@TANSU_EXACTLY_ONCE
 def test_exactly_once_output_is_visible_only_after_a_checkpoint_and_only_once(
     embedded_stack: RunningStack, bootstrap: str, tmp_path: Path
 ) -> None:
@@ -298,14 +279,14 @@ class SteadyProducer:
         self.stop()
 
 
-@TANSU_EXACTLY_ONCE
 @pytest.mark.e2e
 @pytest.mark.timeout(1500)
 def test_kill_and_restore_from_retained_checkpoint_loses_nothing_and_exactly_once_has_no_duplicates(
     embedded_stack: RunningStack, bootstrap: str, tmp_path: Path
 ) -> None:
     source, eo_out, alo_out = unique("kill-in"), unique("kill-eo"), unique("kill-alo")
-    create_topics(bootstrap, source, eo_out, alo_out)
+    streaming_out = unique("kill-eo-streaming")
+    create_topics(bootstrap, source, eo_out, alo_out, streaming_out)
     pipelines = [
         {
             "topics": [source],
@@ -313,19 +294,38 @@ def test_kill_and_restore_from_retained_checkpoint_loses_nothing_and_exactly_onc
             "guarantee": "exactly-once",
             "prefix": unique("kill-tx"),
         },
+        # Sends as rows come: the killed job leaves a transaction open with records in it, which
+        # the restore aborts, and read_committed readers must skip.
+        {
+            "topics": [source],
+            "output_topic": streaming_out,
+            "guarantee": "exactly-once",
+            "prefix": unique("kill-tx-s"),
+            "defer": False,
+        },
         {"topics": [source], "output_topic": alo_out, "guarantee": "at-least-once"},
     ]
+    guard_stats = embedded_stack.paths.kafka_guard_stats
+    guard_before = json.loads(guard_stats.read_text())
     with SteadyProducer(bootstrap, source) as producer:
-        with running_job(embedded_stack, tmp_path, pipelines, name="first") as job:
-            # Mid-stream: output committed while input keeps flowing. The kill comes right after a
-            # commit became visible (see the report on deferred sends for why that matters on Tansu).
+        with running_job(
+            embedded_stack, tmp_path, pipelines, name="first", checkpoint_interval_ms=3000
+        ) as job:
+            # Mid-stream: output committed while input keeps flowing. The kill comes halfway between
+            # two commits, when the streaming pipeline's open transaction holds 1.5 s of records.
             before = read_all(bootstrap, eo_out, until=lambda rs: len(rs) >= 100, timeout=JOB_START_TIMEOUT)
+            time.sleep(1.5)
             job.assert_running()
             job.kill()
         checkpoints = completed_checkpoints(tmp_path / "checkpoints")
         assert checkpoints, "no retained checkpoint to restore from"
         with running_job(
-            embedded_stack, tmp_path, pipelines, restore_from=checkpoints[-1], name="restored"
+            embedded_stack,
+            tmp_path,
+            pipelines,
+            restore_from=checkpoints[-1],
+            name="restored",
+            checkpoint_interval_ms=3000,
         ) as job:
             # The restored job makes progress past the kill, with the input still flowing ...
             read_all(
@@ -341,11 +341,20 @@ def test_kill_and_restore_from_retained_checkpoint_loses_nothing_and_exactly_onc
                 until=lambda rs: {position(r) for r in rs} >= {(s.partition, s.offset) for s in sent},
                 timeout=120,
             )
+            read_all(bootstrap, streaming_out, until=lambda rs: len(rs) >= total, timeout=120)
             # Duplicates would show up as records beyond the expected ones.
             exactly_once = read_all(bootstrap, eo_out, until=lambda rs: len(rs) > total, timeout=10)
+            streamed = read_all(bootstrap, streaming_out, until=lambda rs: len(rs) > total, timeout=10)
             job.assert_running()
-    counts = Counter(position(r) for r in exactly_once)
-    duplicated = sorted((p, n) for p, n in counts.items() if n > 1)
-    assert not duplicated, f"exactly-once output has {len(duplicated)} duplicated records: {duplicated[:10]}"
-    assert_describes(exactly_once, sent, source)
+    for out, records in ((eo_out, exactly_once), (streaming_out, streamed)):
+        counts = Counter(position(r) for r in records)
+        duplicated = sorted((p, n) for p, n in counts.items() if n > 1)
+        assert not duplicated, f"{out} has {len(duplicated)} duplicated records: {duplicated[:10]}"
+        assert_describes(records, sent, source)
     assert {position(r) for r in at_least_once} == {(s.partition, s.offset) for s in sent}
+    # The streaming pipeline's open transaction was aborted on restore, and its records were skipped
+    # by the readers above (the broker guard listed it in their Fetch answers).
+    time.sleep(1.5)  # the guard rewrites its counters every second
+    guard = json.loads(guard_stats.read_text())
+    for counter in ("transactions_fenced", "aborted_transactions_listed"):
+        assert guard.get(counter, 0) > guard_before.get(counter, 0), (counter, guard_before, guard)

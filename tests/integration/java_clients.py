@@ -19,6 +19,17 @@ def count_records(bootstrap: str, topic: str, expected: int, timeout_s: int = 60
     return _run(COUNT_RECORDS, [bootstrap, topic, str(expected), str(timeout_s)], timeout_s + 120)
 
 
+def read_values(bootstrap: str, topic: str, expected: int, isolation: str, timeout_s: int = 30) -> list[str]:
+    """The values a Java consumer with ``isolation`` (read_committed or read_uncommitted) reads from the
+    beginning of ``topic``, in order, once it has ``expected`` or ``timeout_s`` has passed."""
+    out = _output(
+        COUNT_RECORDS, [bootstrap, topic, str(expected), str(timeout_s), isolation], timeout_s + 120
+    )
+    *values, count = out.splitlines()
+    assert len(values) == int(count), out
+    return values
+
+
 def produce_records(bootstrap: str, topic: str, count: int, prefix: str) -> int:
     """Writes ``count`` records "prefix-i" with a Java producer (idempotent, acks=all); returns how many
     were acknowledged."""
@@ -26,6 +37,10 @@ def produce_records(bootstrap: str, topic: str, count: int, prefix: str) -> int:
 
 
 def _run(program: Path, args: list[str], timeout_s: int) -> int:
+    return int(_output(program, args, timeout_s).split()[-1])
+
+
+def _output(program: Path, args: list[str], timeout_s: int) -> str:
     classpath = os.pathsep.join(
         [str(next(JARS_DIR.glob("kafka-clients-*.jar"))), str(next(DEBEZIUM_LIBS.glob("slf4j-api-*.jar")))]
     )
@@ -34,4 +49,4 @@ def _run(program: Path, args: list[str], timeout_s: int) -> int:
         capture_output=True, text=True, timeout=timeout_s, check=False,
     )  # fmt: skip
     assert java.returncode == 0, java.stderr
-    return int(java.stdout.split()[-1])
+    return java.stdout

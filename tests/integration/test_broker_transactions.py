@@ -2,10 +2,10 @@
 
 The exactly-once sink (flink_jobs/connector, Kafka transactions with two-phase commit) is only as
 good as the broker's read_committed semantics. These tests state those semantics as Kafka defines
-them, with confluent-kafka against the session stack (Tansu 0.6 on s3 storage behind
-infra/stack/kafka_guard.py). Tansu 0.6 breaks two of them; those tests are strict xfails, so they
-flip to failures (remove the mark) once the broker is fixed. The same two defects show on
-memory storage and on a Tansu reached directly without the guard (measured while writing these).
+them, with confluent-kafka and Java kafka-clients against the session stack (Tansu 0.6 on s3
+storage behind infra/stack/kafka_guard.py). Tansu 0.6 alone breaks two of them (the last stable
+offset, the aborted-transactions list; measured on s3 and memory storage): the guard follows the
+transactions and answers read_committed Fetches itself (infra/stack/transactions.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.integration.java_clients import read_values
 from tests.stack_harness import RunningStack
 
 pytestmark = pytest.mark.integration
@@ -101,15 +102,6 @@ def test_read_committed_hides_an_open_transaction_and_shows_it_once_committed(
     assert read_committed(bootstrap, topic, want=6) == ["committed"] * 3 + ["pending"] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Tansu 0.6: while any transaction is open on a partition, read_committed readers get none "
-        "of its records, not even those of transactions committed before the open one's first "
-        "offset (Kafka's last stable offset). The exactly-once sink always has the next "
-        "transaction open when it commits the previous one, so its output never becomes visible."
-    ),
-)
 def test_a_transaction_committed_while_another_is_open_is_visible_to_read_committed(
     bootstrap: str, topic: str, producers: list[Producer]
 ) -> None:
@@ -123,14 +115,6 @@ def test_a_transaction_committed_while_another_is_open_is_visible_to_read_commit
         second.commit_transaction(30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Tansu 0.6 returns no aborted-transactions list in Fetch responses, so read_committed "
-        "clients deliver the records of aborted transactions. Restoring the exactly-once sink "
-        "aborts lingering transactions; their records would show up as duplicates."
-    ),
-)
 def test_read_committed_never_returns_records_of_an_aborted_transaction(
     bootstrap: str, topic: str, producers: list[Producer]
 ) -> None:
@@ -142,3 +126,29 @@ def test_read_committed_never_returns_records_of_an_aborted_transaction(
     write(first, topic, "after")
     first.commit_transaction(30)
     assert read_committed(bootstrap, topic, want=9) == ["before"] * 3 + ["after"] * 3
+
+
+def test_java_read_committed_skips_aborted_records_and_stops_at_the_open_transaction(
+    bootstrap: str, topic: str, producers: list[Producer]
+) -> None:
+    # Java kafka-clients (the Flink connector's client) reads the aborted-transactions list its own
+    # way, and with incremental fetch sessions.
+    first, second = producers
+    write(first, topic, "before")
+    first.commit_transaction(30)
+    write(first, topic, "aborted")
+    first.abort_transaction(30)
+    write(second, topic, "open")
+    write(first, topic, "after")  # after the open transaction's first offset: hidden with it
+    first.commit_transaction(30)
+    try:
+        values = read_values(bootstrap, topic, expected=6, isolation="read_committed", timeout_s=8)
+        assert [json.loads(v)["tag"] for v in values] == ["before"] * 3
+    finally:
+        second.commit_transaction(30)
+    values = read_values(bootstrap, topic, expected=9, isolation="read_committed")
+    assert [json.loads(v)["tag"] for v in values] == ["before"] * 3 + ["open"] * 3 + ["after"] * 3
+    everything = read_values(bootstrap, topic, expected=12, isolation="read_uncommitted")
+    assert sorted(json.loads(v)["tag"] for v in everything) == sorted(
+        ["before", "aborted", "open", "after"] * 3
+    )

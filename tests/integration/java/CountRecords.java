@@ -1,3 +1,4 @@
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -11,7 +12,9 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 /**
  * Reads a topic from the beginning with Java kafka-clients until it has seen the expected number
  * of records (or the deadline passes), then prints the count. Run as a single source file:
- * java -cp kafka-clients.jar:slf4j-api.jar CountRecords.java BOOTSTRAP TOPIC EXPECTED TIMEOUT_S
+ * java -cp kafka-clients.jar:slf4j-api.jar CountRecords.java BOOTSTRAP TOPIC EXPECTED TIMEOUT_S [ISOLATION]
+ * With an isolation level (read_committed, read_uncommitted) it also prints each record's value, a
+ * line each, in the order read.
  */
 public class CountRecords {
     public static void main(String[] args) {
@@ -21,6 +24,10 @@ public class CountRecords {
         props.put("value.deserializer", ByteArrayDeserializer.class.getName());
         props.put("enable.auto.commit", "false");
         props.put("fetch.max.wait.ms", "500");
+        boolean print = args.length > 4;
+        if (print) {
+            props.put("isolation.level", args[4]);
+        }
         long expected = Long.parseLong(args[2]);
         long deadline = System.nanoTime() + Duration.ofSeconds(Long.parseLong(args[3])).toNanos();
         long seen = 0;
@@ -32,14 +39,20 @@ public class CountRecords {
             consumer.assign(partitions);
             consumer.seekToBeginning(partitions);
             while (seen < expected && System.nanoTime() < deadline) {
-                ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(200));
-                seen += records.count();
+                seen += show(consumer.poll(Duration.ofMillis(200)), print);
             }
             // A few more polls with nothing left: empty Fetch responses and held Fetches.
             for (int i = 0; i < 5; i++) {
-                seen += consumer.poll(Duration.ofMillis(200)).count();
+                seen += show(consumer.poll(Duration.ofMillis(200)), print);
             }
         }
         System.out.println(seen);
+    }
+
+    private static int show(ConsumerRecords<byte[], byte[]> records, boolean print) {
+        if (print) {
+            records.forEach(r -> System.out.println(new String(r.value(), StandardCharsets.UTF_8)));
+        }
+        return records.count();
     }
 }

@@ -45,11 +45,14 @@ import com.riverbank.flink.kafka.KafkaRows;
  *
  * <p>Deferred sends (exactly-once, on by default): rows are held in memory and sent into the
  * transaction only at the checkpoint barrier, so the transaction that is open when a job dies holds
- * no records unless the job died between a barrier and that checkpoint's completion. This matters
- * on brokers that do not hide aborted records from read_committed consumers (Tansu 0.6 returns them
- * like committed ones): there, an aborted transaction's records would show up as duplicates after
- * the replay. On Apache Kafka it is only a latency/memory trade-off; turn it off there. Past
- * {@code maxBufferedRecords} rows the buffer is sent early.
+ * no records unless the job died between a barrier and that checkpoint's completion, and it is open
+ * only briefly. This matters on brokers that do not hide aborted records from read_committed
+ * consumers (Tansu 0.6 on its own returns them like committed ones): there, an aborted
+ * transaction's records would show up as duplicates after the replay. On Apache Kafka, and on the
+ * embedded broker behind Riverbank's broker guard, it is a trade-off: memory, and read_uncommitted
+ * readers see rows only at the barrier, against partitions whose last stable offset is held back
+ * only between a barrier and its commit. Past {@code maxBufferedRecords} rows the buffer is sent
+ * early.
  */
 final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>, CommittingSinkWriter<Row, KafkaCommittable> {
     private static final Logger LOG = LoggerFactory.getLogger(KafkaSinkWriter.class);
