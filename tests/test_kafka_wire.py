@@ -428,7 +428,9 @@ def test_init_producer_id_request_names_the_transactional_id_and_the_response_th
         body += struct.pack(">qh", -1, -1) if version >= 3 else b""
         body += struct.pack(">bb", 0, 0) if version >= 6 else b""
         frame = request(wire.INIT_PRODUCER_ID, version, body + tags)
-        assert wire.init_producer_id_request(frame, wire.request_header(frame)) == name
+        assert wire.init_producer_id_request(frame, wire.request_header(frame)) == wire.InitProducerId(
+            name, 60000
+        )
     response = struct.pack(">i", 42) + tags + struct.pack(">ihqh", 0, 0, 99, 4) + tags
     assert wire.txn_response(response, wire.INIT_PRODUCER_ID, version) == (0, 99)
 
@@ -440,3 +442,13 @@ def test_produce_transactional_id(version: int) -> None:
         body = string(name, flexible) + struct.pack(">hi", -1, 30000) + array([], flexible)
         frame = request(wire.PRODUCE, version, body + (TAGS if flexible else b""))
         assert wire.produce_transactional_id(frame, wire.request_header(frame)) == name
+
+
+def test_the_guards_own_init_producer_id_request_reads_back() -> None:
+    frame = wire.init_producer_id_frame(7, "riverbank-kafka-guard", "sink-0-9", 900_000)
+    header = wire.request_header(frame)
+    assert (header.api_key, header.api_version, header.correlation_id) == (wire.INIT_PRODUCER_ID, 4, 7)
+    assert header.client_id == "riverbank-kafka-guard"
+    assert wire.init_producer_id_request(frame, header) == wire.InitProducerId("sink-0-9", 900_000)
+    body = string("sink-0-9", flexible=True) + struct.pack(">iqh", 900_000, -1, -1) + TAGS
+    assert frame[header.body_offset or 0 :] == body

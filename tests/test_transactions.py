@@ -150,3 +150,24 @@ def test_committed_transactions_leave_no_state_behind() -> None:
     assert txns.read_committed(TOPIC, 0, 200, data(198, 1, 1)).records == data(198, 1, 1)
     # What a long-running guard keeps per committed transaction: nothing.
     assert txns._producers == {}
+
+
+def test_a_transaction_open_longer_than_its_timeout_is_named_for_fencing() -> None:
+    now = [100.0]
+    txns = Transactions(clock=lambda: now[0])
+    txns.timeout_asked("sink-0-3", 60_000)
+    txns.named("sink-0-3", 8)
+    txns.timeout_asked("other", 60_000)  # no transaction open: never expires
+    write(txns, 8, 0, 2)
+    now[0] += 59
+    write(txns, 8, 2, 2)  # later writes do not extend it: the timeout runs from the first
+    assert txns.expired() == []
+    now[0] += 2
+    assert txns.expired() == [("sink-0-3", 60.0)]
+    assert txns.initialised("sink-0-3", 8)  # the guard's own InitProducerId: aborted
+    assert txns.expired() == [] and txns.last_stable_offset(TOPIC, 0, 5) == 5
+    # A transaction whose id's timeout is unknown (asked before the guard started) is left alone.
+    txns.named("unknown", 9)
+    write(txns, 9, 5, 1)
+    now[0] += 3600
+    assert txns.expired() == []

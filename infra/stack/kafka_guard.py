@@ -76,11 +76,14 @@ from infra.stack.record_batches import NotABatch, batch_heads
 from infra.stack.transactions import Transactions
 
 WARMUP_CLIENT_ID = "riverbank-kafka-guard-warmup"
+#: The client id of the requests the guard sends Tansu on its own account.
+GUARD_CLIENT_ID = "riverbank-kafka-guard"
 _PR_SET_PDEATHSIG = 1
 _READ_SIZE = 256 * 1024
 _WARMUP_TIMEOUT_S = 120.0
 _DRAIN_S = 2.0
 _STATS_EVERY_S = 1.0
+_EXPIRY_CHECK_S = 1.0
 #: Kafka's default socket.request.max.bytes; responses (Fetch) may be larger.
 _MAX_FRAME = 100 * 1024 * 1024
 
@@ -410,8 +413,44 @@ class Guard:
             transactions.named(end.transactional_id, end.producer_id)
             return frame, dataclasses.replace(pending, end_txn=end)
         if header.api_key == wire.INIT_PRODUCER_ID and header.body_offset is not None:
-            return frame, dataclasses.replace(pending, init_txn=wire.init_producer_id_request(frame, header))
+            init = wire.init_producer_id_request(frame, header)
+            if init.transactional_id is not None:
+                transactions.timeout_asked(init.transactional_id, init.transaction_timeout_ms)
+            return frame, dataclasses.replace(pending, init_txn=init.transactional_id)
         return frame, pending
+
+    async def fence_expired_transactions(self, every_s: float = _EXPIRY_CHECK_S) -> None:
+        """Abort transactions open longer than their timeout, as Kafka's transaction coordinator
+        does and Tansu 0.6 does not: an InitProducerId for the transactional id, which makes Tansu
+        abort the transaction (writing its markers) and bump the epoch, fencing the producer."""
+        transactions = self.transactions
+        assert transactions is not None
+        while True:
+            await asyncio.sleep(every_s)
+            for transactional_id, timeout_s in transactions.expired():
+                try:
+                    error_code, producer_id = await self._init_producer_id(transactional_id, timeout_s)
+                except (OSError, asyncio.IncompleteReadError, wire.WireError) as exc:
+                    log(f"could not time out transaction {transactional_id!r}: {exc}")
+                    continue
+                if error_code != 0:  # e.g. CONCURRENT_TRANSACTIONS: the next check tries again
+                    continue
+                transactions.initialised(transactional_id, producer_id)
+                self.counters["transactions_timed_out"] += 1
+                self._transaction_ended.fire()
+                log(f"transaction of {transactional_id!r} timed out: aborted, its producer fenced")
+
+    async def _init_producer_id(self, transactional_id: str, timeout_s: float) -> tuple[int, int]:
+        reader, writer = await asyncio.open_connection(*self.backend)
+        try:
+            request = wire.init_producer_id_frame(0, GUARD_CLIENT_ID, transactional_id, int(timeout_s * 1000))
+            writer.write(_framed(request))
+            frame = await asyncio.wait_for(_read_frame(reader), _WARMUP_TIMEOUT_S)
+            if frame is None:
+                raise ConnectionError("closed before answering")
+            return wire.txn_response(frame, wire.INIT_PRODUCER_ID, 4)
+        finally:
+            writer.close()
 
     def _transaction_answered(self, connection: _Connection, request: _Pending, frame: bytes) -> None:
         """An EndTxn or InitProducerId answered: the transactions it ended are known."""
@@ -696,6 +735,7 @@ async def serve(
     if transactions is not None:
         log("read_committed on: Fetches answered up to the last stable offset, aborted transactions listed")
     stats = asyncio.ensure_future(write_stats(guard, stats_file)) if stats_file else None
+    expiry = asyncio.ensure_future(guard.fence_expired_transactions()) if transactions is not None else None
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -724,8 +764,9 @@ async def serve(
     await asyncio.wait([child_exit, stop_wait], return_when=asyncio.FIRST_COMPLETED)
     server.close()
     stop_retention.set()
-    if stats is not None:
-        stats.cancel()
+    for task in (stats, expiry):
+        if task is not None:
+            task.cancel()
     if child.poll() is None:
         guard.stop_requests()
         await asyncio.sleep(_DRAIN_S)  # requests already forwarded are persisted and answered

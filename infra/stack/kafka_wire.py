@@ -385,11 +385,35 @@ def end_txn_request(frame: bytes, header: RequestHeader) -> EndTxn:
     return EndTxn(transactional_id, producer_id, reader.int8() != 0)
 
 
-def init_producer_id_request(frame: bytes, header: RequestHeader) -> str | None:
-    """The transactional id an InitProducerId request names (None: an idempotent producer)."""
+@dataclass(frozen=True)
+class InitProducerId:
+    #: None: an idempotent producer.
+    transactional_id: str | None
+    transaction_timeout_ms: int
+
+
+def init_producer_id_request(frame: bytes, header: RequestHeader) -> InitProducerId:
     if header.api_key != INIT_PRODUCER_ID or header.body_offset is None:
         raise WireError(f"api {header.api_key} v{header.api_version} is not an InitProducerId known here")
-    return _Reader(frame, header.body_offset).string(flexible(INIT_PRODUCER_ID, header.api_version))
+    reader = _Reader(frame, header.body_offset)
+    return InitProducerId(reader.string(flexible(INIT_PRODUCER_ID, header.api_version)), reader.int32())
+
+
+def init_producer_id_frame(
+    correlation_id: int, client_id: str, transactional_id: str, timeout_ms: int
+) -> bytes:
+    """An InitProducerId request (v4) for ``transactional_id`` from a new producer instance (no
+    producer id or epoch), as the guard sends it itself: the broker aborts the id's open
+    transaction and bumps its epoch. Tansu 0.6 refuses v1, which carries no producer id."""
+    out = _Writer(flexible=True)
+    out.pack(">hhi", INIT_PRODUCER_ID, 4, correlation_id)
+    out.pack(">h", len(client_id.encode()))  # the header's client id is never a compact string
+    out.parts.append(client_id.encode())
+    out.tagged_fields()
+    out.string(transactional_id)
+    out.pack(">iqh", timeout_ms, -1, -1)  # TransactionTimeoutMs, ProducerId, ProducerEpoch
+    out.tagged_fields()
+    return out.frame()
 
 
 def txn_response(frame: bytes, api_key: int, version: int) -> tuple[int, int]:

@@ -14,7 +14,10 @@ What the guard follows, and what it learns from it:
 - EndTxn, answered without error: the producer's transactions end, committed or aborted, on every
   partition. Tansu has written the markers by then.
 - InitProducerId for a transactional id, answered without error: whatever the id's previous
-  producer had open is aborted (Kafka's fencing; Tansu writes abort markers too, measured).
+  producer had open is aborted (Kafka's fencing; Tansu writes abort markers too, measured). Its
+  request gives the id's transaction timeout, which Tansu 0.6 does not enforce: `expired` names the
+  ids whose transaction has been open longer, for the guard to fence them as Kafka's transaction
+  coordinator does (an InitProducerId of its own, which aborts the transaction and bumps the epoch).
 
 A data batch below the LSO belongs to the latest transaction of its producer that began at or
 before it; the view keeps each producer's ended transactions from its first abort on (consecutive
@@ -25,12 +28,17 @@ started is taken as committed: the guard keeps no state across restarts.
 from __future__ import annotations
 
 import bisect
+import collections
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from infra.stack.kafka_wire import AbortedTransaction
 from infra.stack.record_batches import batch_heads
 
 _Partition = tuple[str, int]
+#: Transaction timeouts remembered, newest used first: a Flink sink uses a transactional id a checkpoint.
+_TIMEOUTS_KEPT = 65_536
 
 
 @dataclass
@@ -64,11 +72,34 @@ class Committed:
 
 
 class Transactions:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._producers: dict[_Partition, dict[int, _Producer]] = {}
         self._ends: dict[_Partition, int] = {}
         self._ids: dict[str, int] = {}  # transactional id -> producer id
         self._names: dict[int, str] = {}
+        self._clock = clock
+        #: Transactional id -> the transaction timeout its producer asked for, in seconds.
+        self._timeouts: collections.OrderedDict[str, float] = collections.OrderedDict()
+        #: Producer id -> when its open transaction began (on the clock).
+        self._opened: dict[int, float] = {}
+
+    def timeout_asked(self, transactional_id: str, timeout_ms: int) -> None:
+        """An InitProducerId for ``transactional_id`` asked for this transaction timeout."""
+        self._timeouts[transactional_id] = timeout_ms / 1000
+        self._timeouts.move_to_end(transactional_id)
+        while len(self._timeouts) > _TIMEOUTS_KEPT:
+            self._timeouts.popitem(last=False)
+
+    def expired(self) -> list[tuple[str, float]]:
+        """Transactional ids whose transaction has been open longer than its timeout (in seconds)."""
+        now = self._clock()
+        found = []
+        for producer_id, opened in self._opened.items():
+            name = self._names.get(producer_id)
+            timeout = self._timeouts.get(name) if name is not None else None
+            if name is not None and timeout is not None and now - opened > timeout:
+                found.append((name, timeout))
+        return found
 
     def end_seen(self, topic: str, partition: int, offset: int) -> None:
         """The partition holds records up to ``offset`` (a high watermark, or a Produce's end)."""
@@ -99,6 +130,7 @@ class Transactions:
             base, next_offset = written
             if producer.open_at is None:
                 producer.open_at = base
+                self._opened.setdefault(producer_id, self._clock())
             self.end_seen(topic, partition, next_offset)
         self._forget_if_idle(key, producer_id)
 
@@ -116,6 +148,7 @@ class Transactions:
             moved = moved or producer.open_at is not None or producer.in_flight > 0
             producer.open_at, producer.in_flight = None, 0
             self._forget_if_idle(key, producer_id)
+        self._opened.pop(producer_id, None)
         name = self._names.pop(producer_id, None)
         if name is not None and self._ids.get(name) == producer_id:
             del self._ids[name]

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.integration.java_clients import read_values
@@ -132,7 +132,7 @@ def test_java_read_committed_skips_aborted_records_and_stops_at_the_open_transac
     bootstrap: str, topic: str, producers: list[Producer]
 ) -> None:
     # Java kafka-clients (the Flink connector's client) reads the aborted-transactions list its own
-    # way, and with incremental fetch sessions.
+    # way.
     first, second = producers
     write(first, topic, "before")
     first.commit_transaction(30)
@@ -152,3 +152,26 @@ def test_java_read_committed_skips_aborted_records_and_stops_at_the_open_transac
     assert sorted(json.loads(v)["tag"] for v in everything) == sorted(
         ["before", "aborted", "open", "after"] * 3
     )
+
+
+def test_a_transaction_open_past_its_timeout_is_aborted_and_its_producer_fenced(
+    bootstrap: str, topic: str, producers: list[Producer]
+) -> None:
+    # Tansu 0.6 has no transaction timeout: a writer that died with its transaction open would hold
+    # the partition's last stable offset for ever. The guard times it out as Kafka's coordinator does.
+    zombie = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": f"{topic}-zombie",
+            "transaction.timeout.ms": 2000,
+        }
+    )
+    zombie.init_transactions(30)
+    write(zombie, topic, "abandoned")
+    first, _ = producers
+    write(first, topic, "committed")
+    first.commit_transaction(30)
+    assert read_committed(bootstrap, topic, want=3, timeout_s=1) == []  # held by the open one
+    assert read_committed(bootstrap, topic, want=3, timeout_s=15) == ["committed"] * 3
+    with pytest.raises(KafkaException):  # fenced: its transaction was aborted under it
+        zombie.commit_transaction(10)
