@@ -342,6 +342,8 @@ def test_a_read_committed_fetch_is_forwarded_read_uncommitted_with_nothing_else_
     frame = full_fetch_request(version, [("cards", 0, 12, 1 << 20)], session_id=9)
     header = wire.request_header(frame)
     rewritten = wire.with_read_uncommitted(frame, header)
+    assert wire.fetch_isolation_level(frame, header) == wire.READ_COMMITTED
+    assert wire.fetch_isolation_level(rewritten, header) == wire.READ_UNCOMMITTED
     before, after = wire.fetch_request(frame, header), wire.fetch_request(rewritten, header)
     assert (before.isolation_level, after.isolation_level) == (wire.READ_COMMITTED, wire.READ_UNCOMMITTED)
     assert after == wire.FetchRequest(

@@ -388,6 +388,8 @@ class Guard:
         assert transactions is not None
         if header.api_key == wire.PRODUCE and pending.produced:
             name = wire.produce_transactional_id(frame, header)
+            if name is None:  # batches are transactional only under a transactional id
+                return frame, pending
             found: set[tuple[str, int, int]] = set()
             for records in pending.produced:
                 with contextlib.suppress(NotABatch):  # not followed: Tansu judges it
@@ -396,15 +398,13 @@ class Guard:
                             found.add((records.topic, records.partition, head.producer_id))
             for topic, partition, producer_id in found:
                 transactions.producing(topic, partition, producer_id)
-                if name is not None:
-                    transactions.named(name, producer_id)
+                transactions.named(name, producer_id)
             return frame, dataclasses.replace(pending, transactional=sorted(found))
         if header.api_key == wire.FETCH and 4 <= header.api_version <= wire.FETCH_TAIL_MAX_VERSION:
-            request = wire.fetch_request(frame, header)
-            if request.isolation_level != wire.READ_COMMITTED:
+            if wire.fetch_isolation_level(frame, header) != wire.READ_COMMITTED:
                 return frame, pending
             self.counters["read_committed_fetches"] += 1
-            until = time.monotonic() + request.max_wait_ms / 1000
+            until = time.monotonic() + wire.fetch_max_wait_ms(frame, header) / 1000
             return wire.with_read_uncommitted(frame, header), dataclasses.replace(
                 pending, read_committed_until=until
             )

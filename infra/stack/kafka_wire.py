@@ -360,11 +360,21 @@ def fetch_request(frame: bytes, header: RequestHeader) -> FetchRequest:
     return FetchRequest(max_wait_ms, min_bytes, max_bytes, isolation_level, session_id, partitions, forgets)
 
 
+def _isolation_level_offset(header: RequestHeader) -> int:
+    if header.api_key != FETCH or header.body_offset is None or not 4 <= header.api_version <= 14:
+        raise WireError(f"api {header.api_key} v{header.api_version} is not a Fetch v4-v14")
+    return header.body_offset + 4 + 4 + 4 + 4  # after ReplicaId, MaxWaitMs, MinBytes, MaxBytes
+
+
+def fetch_isolation_level(frame: bytes, header: RequestHeader) -> int:
+    """A Fetch request's IsolationLevel, read where it sits without reading the rest (v4-v14)."""
+    return _Reader(frame, _isolation_level_offset(header)).int8()
+
+
 def with_read_uncommitted(frame: bytes, header: RequestHeader) -> bytes:
-    """The same Fetch request (v4 to v12) with IsolationLevel READ_UNCOMMITTED."""
-    fetch_request(frame, header)  # checks the version and bounds
-    assert header.body_offset is not None
-    at = header.body_offset + 4 + 4 + 4 + 4  # ReplicaId, MaxWaitMs, MinBytes, MaxBytes
+    """The same Fetch request (v4 to v14) with IsolationLevel READ_UNCOMMITTED."""
+    at = _isolation_level_offset(header)
+    _Reader(frame, at).int8()  # bounds check
     return frame[:at] + bytes([READ_UNCOMMITTED]) + frame[at + 1 :]
 
 
