@@ -365,17 +365,20 @@ class Guard:
             self._unparsed(connection, f"Produce v{version} response: {exc}")
             written = {}  # transactions in flight still end: the LSO is not held for ever
         ends: dict[tuple[str, int], tuple[int, int]] = {}
+        transactional = {(topic, partition) for topic, partition, _ in request.transactional or []}
         for records in request.produced or []:
-            answer = written.get((records.topic, records.partition))
+            key = (records.topic, records.partition)
+            answer = written.get(key)
             if answer is None or answer.error_code != 0:
                 continue
             if self.fetch_tail is not None:
                 self.fetch_tail.acknowledged(
                     records.topic, records.partition, answer.base_offset, records.records
                 )
-            with contextlib.suppress(NotABatch):
-                count = sum(head.count for head in batch_heads(records.records))
-                ends[(records.topic, records.partition)] = (answer.base_offset, answer.base_offset + count)
+            if key in transactional:
+                with contextlib.suppress(NotABatch):
+                    count = sum(head.count for head in batch_heads(records.records))
+                    ends[key] = (answer.base_offset, answer.base_offset + count)
         if self.transactions is not None:
             for topic, partition, producer_id in request.transactional or []:
                 self.transactions.produced(topic, partition, producer_id, ends.get((topic, partition)))
