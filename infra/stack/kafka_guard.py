@@ -84,6 +84,7 @@ _WARMUP_TIMEOUT_S = 120.0
 _DRAIN_S = 2.0
 _STATS_EVERY_S = 1.0
 _EXPIRY_CHECK_S = 1.0
+_OWN_REQUEST_TIMEOUT_S = 10.0
 #: Kafka's default socket.request.max.bytes; responses (Fetch) may be larger.
 _MAX_FRAME = 100 * 1024 * 1024
 
@@ -113,8 +114,8 @@ class _Pending:
     api_version: int
     #: A Produce's records, for the fetch tail once the response says where they were written.
     produced: list[wire.ProduceRecords] | None = None
-    #: (topic, partition, producer id) of a Produce's transactional batches.
-    transactional: list[tuple[str, int, int]] | None = None
+    #: (topic, partition, producer id, records) of a Produce's transactional batches.
+    transactional: list[tuple[str, int, int, int]] | None = None
     #: A Fetch the client sent read_committed, forwarded read_uncommitted; when its wait runs out.
     read_committed_until: float | None = None
     end_txn: wire.EndTxn | None = None
@@ -364,24 +365,18 @@ class Guard:
         except wire.WireError as exc:
             self._unparsed(connection, f"Produce v{version} response: {exc}")
             written = {}  # transactions in flight still end: the LSO is not held for ever
-        ends: dict[tuple[str, int], tuple[int, int]] = {}
-        transactional = {(topic, partition) for topic, partition, _ in request.transactional or []}
-        for records in request.produced or []:
-            key = (records.topic, records.partition)
-            answer = written.get(key)
-            if answer is None or answer.error_code != 0:
-                continue
-            if self.fetch_tail is not None:
-                self.fetch_tail.acknowledged(
-                    records.topic, records.partition, answer.base_offset, records.records
-                )
-            if key in transactional:
-                with contextlib.suppress(NotABatch):
-                    count = sum(head.count for head in batch_heads(records.records))
-                    ends[key] = (answer.base_offset, answer.base_offset + count)
+        if self.fetch_tail is not None:
+            for records in request.produced or []:
+                answer = written.get((records.topic, records.partition))
+                if answer is not None and answer.error_code == 0:
+                    tail = self.fetch_tail
+                    tail.acknowledged(records.topic, records.partition, answer.base_offset, records.records)
         if self.transactions is not None:
-            for topic, partition, producer_id in request.transactional or []:
-                self.transactions.produced(topic, partition, producer_id, ends.get((topic, partition)))
+            for topic, partition, producer_id, count in request.transactional or []:
+                answer = written.get((topic, partition))
+                failed = answer is None or answer.error_code != 0
+                span = None if answer is None or failed else (answer.base_offset, answer.base_offset + count)
+                self.transactions.produced(topic, partition, producer_id, span)
 
     def _follow_transaction_request(
         self, frame: bytes, header: wire.RequestHeader, pending: _Pending
@@ -393,16 +388,17 @@ class Guard:
             name = wire.produce_transactional_id(frame, header)
             if name is None:  # batches are transactional only under a transactional id
                 return frame, pending
-            found: set[tuple[str, int, int]] = set()
+            found: list[tuple[str, int, int, int]] = []
             for records in pending.produced:
                 with contextlib.suppress(NotABatch):  # not followed: Tansu judges it
-                    for head in batch_heads(records.records):
-                        if head.transactional and not head.control:
-                            found.add((records.topic, records.partition, head.producer_id))
-            for topic, partition, producer_id in found:
+                    heads = batch_heads(records.records)
+                    producers = {h.producer_id for h in heads if h.transactional and not h.control}
+                    count = sum(head.count for head in heads)
+                    found += [(records.topic, records.partition, pid, count) for pid in producers]
+            for topic, partition, producer_id, _ in found:
                 transactions.producing(topic, partition, producer_id)
                 transactions.named(name, producer_id)
-            return frame, dataclasses.replace(pending, transactional=sorted(found))
+            return frame, dataclasses.replace(pending, transactional=found)
         if header.api_key == wire.FETCH and 4 <= header.api_version <= wire.FETCH_TAIL_MAX_VERSION:
             if wire.fetch_isolation_level(frame, header) != wire.READ_COMMITTED:
                 return frame, pending
@@ -448,7 +444,7 @@ class Guard:
         try:
             request = wire.init_producer_id_frame(0, GUARD_CLIENT_ID, transactional_id, int(timeout_s * 1000))
             writer.write(_framed(request))
-            frame = await asyncio.wait_for(_read_frame(reader), _WARMUP_TIMEOUT_S)
+            frame = await asyncio.wait_for(_read_frame(reader), _OWN_REQUEST_TIMEOUT_S)
             if frame is None:
                 raise ConnectionError("closed before answering")
             return wire.txn_response(frame, wire.INIT_PRODUCER_ID, 4)
