@@ -48,6 +48,7 @@ from flink_jobs.rules_topic import DEFAULT_RULES_FILE, load_rule_file, publish_r
 from flink_jobs.schemas import ensure_fraud_subjects
 from fraud.events import millis
 from fraud.rules import RuleSet
+from infra.stack.kafka_guard import LATENCY_BOUNDS_MS, LOOP_LAG_PREFIX, PRODUCE_LATENCY_PREFIX
 from infra.stack.paths import StatePaths
 from infra.topics import TopicSpec, ensure_topics
 from producers.publisher import ProducerOptions
@@ -111,10 +112,12 @@ class Arrivals:
                 first = consumer.poll(0.1)
                 if first is None:
                     continue
+                # Everything consume() returns was already here: it arrived when poll() returned, not
+                # after the Python decoding of the records before it.
+                now = time.time_ns() // 1_000_000
                 for msg in [first, *consumer.consume(1000, 0)]:
                     if msg.error():
                         continue
-                    now = time.time_ns() // 1_000_000
                     record = decode(registry, msg.value())
                     if scored:
                         event_id = str(record["event_id"])
@@ -199,10 +202,15 @@ class Bench:
                 time.sleep(delay)
 
         meter = CpuMeter(stack_processes(str(self.settings.stack.state_dir)))
+        guard_before = guard_counters(str(self.settings.stack.state_dir))
         sent = self.writer.send(events, pace=pace)
         self.writer.flush()
         elapsed = time.monotonic() - started
         cpu = meter.report()  # while paced: the drain below would add the catch-up's load
+        guard_after = guard_counters(str(self.settings.stack.state_dir))
+        produce_label = "broker Produce latency (guard -> Tansu -> guard)"
+        produces = latency_report(produce_label, PRODUCE_LATENCY_PREFIX, guard_before, guard_after)
+        lag = latency_report("broker guard's event-loop lag", LOOP_LAG_PREFIX, guard_before, guard_after)
         ids = [str(r["event_id"]) for _, r in events]
         wait_until(lambda: all(i in self.arrivals.scored for i in ids), 120)
         sent_ms = self.writer.sent_ms
@@ -234,6 +242,8 @@ class Bench:
             f"p99 {percentile(outbound, 0.99):.0f} ms"
         )
         print(f"  produce->alert p99 by quarter of the phase: {self._quarters(warm)}")
+        print(produces)
+        print(lag)
         print(cpu)
 
     def _quarters(self, ids: list[str]) -> str:
@@ -348,11 +358,39 @@ def rss_report(state_dir: str) -> None:
     print("rss: (thread mode: the Python workers run inside the TaskManager process)")
 
 
+def guard_counters(state_dir: str) -> dict[str, int]:
+    """The broker guard's counters as it last wrote them (every second)."""
+    stats = StatePaths(Path(state_dir)).kafka_guard_stats
+    return json.loads(stats.read_text()) if stats.is_file() else {}
+
+
+def latency_report(label: str, prefix: str, before: dict[str, int], after: dict[str, int]) -> str:
+    """Percentiles over a phase of one of the guard's latency histograms (the buckets' upper bounds)."""
+    buckets = [(float(b), f"{prefix}{b}") for b in LATENCY_BOUNDS_MS] + [(float("inf"), f"{prefix}inf")]
+    counts = [(bound, after.get(name, 0) - before.get(name, 0)) for bound, name in buckets]
+    total = sum(count for _, count in counts)
+    if not total:
+        return f"  {label}: nothing measured"
+
+    def upper_bound(q: float) -> str:
+        seen = 0
+        for bound, count in counts:
+            seen += count
+            if seen >= q * total:
+                return f"<= {bound:g} ms" if bound != float("inf") else f"> {LATENCY_BOUNDS_MS[-1]} ms"
+        raise AssertionError("the buckets hold every measurement")
+
+    slow = sum(count for bound, count in counts if bound > 50)
+    return (
+        f"  {label} (n={total:,}): p50 {upper_bound(0.5)}, p99 {upper_bound(0.99)}, "
+        f"p99.9 {upper_bound(0.999)}; over 50 ms: {slow:,}"
+    )
+
+
 def guard_report(state_dir: str) -> None:
     """The broker guard's counters: how many Fetches its long poll held and what released them, and
     what its retention deleted."""
-    stats = StatePaths(Path(state_dir)).kafka_guard_stats
-    counters = json.loads(stats.read_text()) if stats.is_file() else {}
+    counters = guard_counters(state_dir)
     wanted = (
         *("fetches", "fetches_held", "released_by_produce", "released_by_timeout", "produces", "unparsed"),
         *("retention_passes", "retention_deleted", "retention_errors"),

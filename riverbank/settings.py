@@ -301,7 +301,10 @@ class FraudSettings(_Section):
     #: The sink's producer linger. Fewer, larger batches cost the embedded broker less (Tansu lists
     #: every batch of a partition on each fetch): at 2,000 events/s on memory storage, Tansu's CPU
     #: fell from 36-41% of a core to 23-27% with 10 ms, and from 87-89% to 71-73% with 5 ms when
-    #: the guard's long poll was on (ARCHITECTURE.md, "Tansu's fetches").
+    #: the guard's long poll was on (ARCHITECTURE.md, "Tansu's fetches"). On s3 storage the local
+    #: profile makes it 25 ms unless set: each Produce there takes about 5 ms, one after another on
+    #: the sink's connection, and at 5 ms the queue held back scoring (2,000/s produce->alert p99
+    #: 149 ms, against 74 ms at 25 ms; ARCHITECTURE.md, "The sink's linger on s3 storage").
     sink_linger_ms: int = Field(default=5, ge=0)
     auto_watermark_interval_ms: int = Field(default=200, ge=1)
     #: Freeze the scoring worker's long-lived objects out of Python's cyclic garbage collector
@@ -443,6 +446,12 @@ _LOCAL_DEFAULTS: dict[str, dict[str, Any]] = {
     "source_db": {"host": "127.0.0.1"},
     "flink": {"rest_url": "http://127.0.0.1:8082"},
 }
+#: The fraud job's broker tuning on the embedded stack, by broker storage (measured with
+#: `python -m bench fraud`; see FraudSettings' fields). Settings the user gave are kept.
+_LOCAL_FRAUD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "s3": {"sink_linger_ms": 25},
+    "memory": {"fetch_max_wait_ms": 50},
+}
 
 # Keys a profile cannot run without, checked after defaults are applied.
 _REQUIRED: dict[Profile, tuple[str, ...]] = {
@@ -504,8 +513,10 @@ class Settings(BaseSettings):
                 object.__setattr__(self, section, current.model_copy(update=unset))
         if "topic_partitions" not in self.kafka.model_fields_set:
             object.__setattr__(self, "kafka", self.kafka.model_copy(update={"topic_partitions": 1}))
-        if self.stack.broker_storage == "memory" and "fetch_max_wait_ms" not in self.fraud.model_fields_set:
-            object.__setattr__(self, "fraud", self.fraud.model_copy(update={"fetch_max_wait_ms": 50}))
+        fraud_unset = {"fetch_max_wait_ms", "sink_linger_ms"} - self.fraud.model_fields_set
+        storage_defaults = _LOCAL_FRAUD_DEFAULTS[self.stack.broker_storage]
+        if fraud_defaults := {k: v for k, v in storage_defaults.items() if k in fraud_unset}:
+            object.__setattr__(self, "fraud", self.fraud.model_copy(update=fraud_defaults))
         if self.source_db.password_file is None:
             password_file = self.stack.source_db_password_file
             object.__setattr__(

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from infra.stack import kafka_wire as wire
-from infra.stack.kafka_guard import WARMUP_CLIENT_ID
+from infra.stack.kafka_guard import LATENCY_BOUNDS_MS, WARMUP_CLIENT_ID, latency_bucket
 
 
 def uvarint(value: int) -> bytes:
@@ -454,3 +454,14 @@ def test_the_guards_own_init_producer_id_request_reads_back() -> None:
     assert wire.init_producer_id_request(frame, header) == wire.InitProducerId("sink-0-9", 900_000)
     body = string("sink-0-9", flexible=True) + struct.pack(">iqh", 900_000, -1, -1) + TAGS
     assert frame[header.body_offset or 0 :] == body
+
+
+def test_latency_buckets_hold_each_time_in_the_first_bound_it_fits() -> None:
+    ms = 1_000_000
+    assert latency_bucket("x_", 0) == "x_1"
+    assert latency_bucket("x_", 1 * ms) == "x_1"
+    assert latency_bucket("x_", 1 * ms + 1) == "x_2"
+    assert latency_bucket("x_", 100 * ms) == "x_100"
+    assert latency_bucket("x_", 2000 * ms) == "x_2000"
+    assert latency_bucket("x_", 2000 * ms + 1) == "x_inf"
+    assert tuple(sorted(set(LATENCY_BOUNDS_MS))) == LATENCY_BOUNDS_MS

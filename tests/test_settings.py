@@ -146,6 +146,17 @@ def test_the_fraud_source_waits_50_ms_on_the_memory_broker_and_100_ms_elsewhere_
     assert load_settings().fraud.fetch_max_wait_ms == 200
 
 
+def test_the_fraud_sink_lingers_25_ms_on_the_s3_broker_and_5_ms_elsewhere_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().fraud.sink_linger_ms == 25  # s3 storage, the embedded default
+    monkeypatch.setenv("RIVERBANK_STACK__BROKER_STORAGE", "memory")
+    assert load_settings().fraud.sink_linger_ms == 5
+    monkeypatch.setenv("RIVERBANK_STACK__BROKER_STORAGE", "s3")
+    monkeypatch.setenv("RIVERBANK_FRAUD__SINK_LINGER_MS", "5")
+    assert load_settings().fraud.sink_linger_ms == 5
+
+
 def test_client_configs_carry_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RIVERBANK_KAFKA__SASL_USERNAME", "svc")
     monkeypatch.setenv("RIVERBANK_KAFKA__SASL_PASSWORD", "pw")

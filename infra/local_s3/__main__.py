@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imported {count} object(s) from {args.import_s3rver}", file=sys.stderr)
     for bucket in args.bucket:
         store.create_bucket(bucket)
-    asyncio.run(serve(S3Server(store), args.host, args.port))
+    try:
+        asyncio.run(serve(S3Server(store), args.host, args.port))
+    finally:
+        store.close()
     return 0
 
 

@@ -17,7 +17,6 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from email.utils import formatdate, parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
@@ -170,7 +169,7 @@ class S3Server:
                 deleted.append(key)
         # Off the event loop: the broker guard's retention passes delete up to a thousand objects at
         # a time, and every other request (the broker's Produces among them) would wait for them.
-        await asyncio.to_thread(_remove, files)
+        await asyncio.to_thread(self.store.remove_files, bucket, files)
         result = "" if quiet else "".join(f"<Deleted><Key>{escape(key)}</Key></Deleted>" for key in deleted)
         return xml_response("DeleteResult", result)
 
@@ -339,11 +338,6 @@ async def receive(request: web.BaseRequest, new: NewVersion) -> None:
     except BaseException:
         new.discard()
         raise
-
-
-def _remove(files: list[Path]) -> None:
-    for file in files:
-        file.unlink(missing_ok=True)
 
 
 def is_aws_chunked(request: web.BaseRequest) -> bool:

@@ -46,6 +46,10 @@ duplicate (measured: the record was acknowledged, with no offset, and the next r
 offset). Tansu cannot tell the two cases apart, so the client is told the batch failed: a failure
 may have been stored, an acknowledgement is always true.
 
+Whatever the options, the stats carry two latency histograms (`LATENCY_BOUNDS_MS`): each Produce
+from its forwarding to Tansu's answer (`produce_ms_le_<bound>`), and how late the guard's event
+loop wakes a 10 ms sleep (`loop_lag_ms_le_<bound>`). They tell a slow broker from a slow guard.
+
     python -m infra.stack.kafka_guard --listen 127.0.0.1:9092 -- tansu broker --storage-engine ...
 """
 
@@ -85,8 +89,27 @@ _DRAIN_S = 2.0
 _STATS_EVERY_S = 1.0
 _EXPIRY_CHECK_S = 1.0
 _OWN_REQUEST_TIMEOUT_S = 10.0
+_SWITCH_INTERVAL_S = 0.0005
 #: Kafka's default socket.request.max.bytes; responses (Fetch) may be larger.
 _MAX_FRAME = 100 * 1024 * 1024
+
+
+#: Upper bounds (ms) of the buckets of the guard's latency histograms (counters `<prefix><bound>`,
+#: then `<prefix>inf`): the broker's Produce latency, from a request forwarded to Tansu to its answer
+#: (object writes through the local S3 on s3 storage), and the guard's own event-loop lag.
+LATENCY_BOUNDS_MS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 1000, 2000)
+PRODUCE_LATENCY_PREFIX = "produce_ms_le_"
+LOOP_LAG_PREFIX = "loop_lag_ms_le_"
+_LOOP_LAG_TICK_S = 0.01
+
+
+def latency_bucket(prefix: str, elapsed_ns: int) -> str:
+    """The counter of the bucket `elapsed_ns` falls in."""
+    elapsed_ms = elapsed_ns / 1e6
+    for bound in LATENCY_BOUNDS_MS:
+        if elapsed_ms <= bound:
+            return f"{prefix}{bound}"
+    return f"{prefix}inf"
 
 
 def log(message: str) -> None:
@@ -121,6 +144,8 @@ class _Pending:
     end_txn: wire.EndTxn | None = None
     #: The transactional id of an InitProducerId.
     init_txn: str | None = None
+    #: When it was forwarded (time.monotonic_ns), for the broker's Produce latency.
+    forwarded_ns: int = 0
 
 
 class _Signal:
@@ -245,7 +270,10 @@ class Guard:
             follows_records = self.fetch_tail is not None or self.transactions is not None
             if known_produce and follows_records and header.api_version >= 3:
                 produced = wire.produce_request_records(frame, header)
-            pending = _Pending(header.correlation_id, header.api_key, header.api_version, produced)
+            pending = _Pending(
+                header.correlation_id, header.api_key, header.api_version, produced,
+                forwarded_ns=time.monotonic_ns() if known_produce else 0,
+            )  # fmt: skip
             if self.transactions is not None:
                 frame, pending = self._follow_transaction_request(frame, header, pending)
             connection.pending.append(pending)
@@ -288,6 +316,9 @@ class Guard:
         if request.end_txn is not None or request.init_txn is not None:
             self._transaction_answered(connection, request, frame)
         if api_key == wire.PRODUCE:
+            if request.forwarded_ns:
+                elapsed = time.monotonic_ns() - request.forwarded_ns
+                self.counters[latency_bucket(PRODUCE_LATENCY_PREFIX, elapsed)] += 1
             if request.produced or request.transactional:
                 self._remember_produced(connection, frame, request)
             self._note_produce()
@@ -603,6 +634,16 @@ async def write_stats(guard: Guard, path: Path) -> None:
         await asyncio.sleep(_STATS_EVERY_S)
 
 
+async def measure_loop_lag(guard: Guard, tick_s: float = _LOOP_LAG_TICK_S) -> None:
+    """How late the event loop wakes a `tick_s` sleep: everything the guard forwards waits that long
+    too (a busy loop, or the guard's process waiting for a CPU)."""
+    while True:
+        started = time.monotonic_ns()
+        await asyncio.sleep(tick_s)
+        late = time.monotonic_ns() - started - int(tick_s * 1e9)
+        guard.counters[latency_bucket(LOOP_LAG_PREFIX, max(late, 0))] += 1
+
+
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(_READ_SIZE):
@@ -716,6 +757,10 @@ async def serve(
     fetch_tail_bytes: int = 0,
     read_committed: bool = False,
 ) -> int:
+    # The retention thread parses S3 listings in Python (botocore, dateutil): at the default 5 ms
+    # switch interval the event loop, and every request it forwards, could wait that long for the GIL
+    # at each switch (loop lag p99 20 ms under the fraud bench at 5 ms, 5 ms at this setting).
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     internal_port = free_port(listen[0])
     command = [_replace_listener(arg, internal_port) for arg in tansu]
     # Its own session: the supervisor's stop signal reaches the guard only, which stops Tansu once
@@ -734,6 +779,7 @@ async def serve(
     if transactions is not None:
         log("read_committed on: Fetches answered up to the last stable offset, aborted transactions listed")
     stats = asyncio.ensure_future(write_stats(guard, stats_file)) if stats_file else None
+    loop_lag = asyncio.ensure_future(measure_loop_lag(guard))
     expiry = asyncio.ensure_future(guard.fence_expired_transactions()) if transactions is not None else None
 
     loop = asyncio.get_running_loop()
@@ -763,7 +809,7 @@ async def serve(
     await asyncio.wait([child_exit, stop_wait], return_when=asyncio.FIRST_COMPLETED)
     server.close()
     stop_retention.set()
-    for task in (stats, expiry):
+    for task in (stats, expiry, loop_lag):
         if task is not None:
             task.cancel()
     if child.poll() is None:

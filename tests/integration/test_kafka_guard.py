@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from infra.stack.kafka_guard import LOOP_LAG_PREFIX, PRODUCE_LATENCY_PREFIX
 from tests.integration.guard_process import TIMEOUT_S, RunningGuard, create_topic, running_guard
 from tests.integration.java_clients import count_records
 
@@ -67,6 +68,10 @@ def test_a_fetch_with_nothing_to_read_is_held_until_a_produce_is_answered(guard:
         reader.close()
     assert after.get("produces", 0) >= 1
     assert "unparsed" not in after, after
+    # Each answered Produce falls in one bucket of the latency histogram; the loop-lag probe ticks.
+    timed = sum(n for name, n in after.items() if name.startswith(PRODUCE_LATENCY_PREFIX))
+    assert timed == after["produces"], after
+    assert sum(n for name, n in after.items() if name.startswith(LOOP_LAG_PREFIX)) > 0, after
 
 
 def test_fetch_responses_of_librdkafka_and_java_clients_are_read(guard: RunningGuard) -> None:

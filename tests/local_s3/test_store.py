@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
 
 from infra.local_s3.s3rver_import import import_s3rver_directory
-from infra.local_s3.store import ObjectStore, S3Error, after
+from infra.local_s3.store import ObjectStore, ObjectVersion, S3Error, VersionFiles, after
 
 
 def put(store: ObjectStore, bucket: str, key: str, body: bytes, **conditions: str) -> str:
@@ -89,7 +91,9 @@ def test_conditional_writes_follow_s3(tmp_path: Path) -> None:
         put(store, "b", "absent", b"x", if_match=f'"{etag}"')
     assert missing.value.code == "NoSuchKey"
     assert read(store, "b", "k") == b"two"
-    # A refused write leaves no file behind: only the current version of "k" is on disk.
+    # A refused write leaves no file behind: only the current version of "k" is on disk (once the
+    # files created ahead and the replaced ones are gone).
+    store.close()
     assert len(list((tmp_path / "b" / "objects").iterdir())) == 1
 
 
@@ -116,8 +120,11 @@ def test_a_restart_keeps_the_newest_whole_version_of_each_key(tmp_path: Path) ->
     # A crash after a new version was written but before the old one was unlinked:
     stale = objects / "0"
     stale.write_bytes((objects / current).read_bytes().replace(b"v2", b"v0"))
-    # A PUT cut short: a body with no trailer, numbered after everything else.
+    # A PUT cut short: a body with no trailer, numbered after everything else; and a spare file
+    # created ahead for a version and never written (the process was killed).
+    store.close()
     (objects / "999").write_bytes(b"half a bo")
+    (objects / "1000").write_bytes(b"")
 
     reopened = ObjectStore(tmp_path)
     assert read(reopened, "b", "kept") == b"v2"
@@ -125,7 +132,29 @@ def test_a_restart_keeps_the_newest_whole_version_of_each_key(tmp_path: Path) ->
     assert sorted(p.name for p in objects.iterdir()) == [current]
     # New versions are numbered past every file seen, so none can collide with a leftover.
     put(reopened, "b", "next", b"y")
-    assert int(reopened.head("b", "next").file) > 999
+    assert int(reopened.head("b", "next").file) > 1000
+    reopened.close()
+
+
+def test_version_files_are_created_ahead_and_handed_out_in_the_order_of_their_numbers(tmp_path: Path) -> None:
+    spares = VersionFiles(tmp_path, itertools.count(5), ahead=4)
+    taken = []
+    for _ in range(10):
+        name, path, handle = spares.take()
+        assert path == tmp_path / name
+        handle.write(name.encode())
+        handle.close()
+        taken.append(name)
+    assert taken == [str(n) for n in range(5, 15)]
+    # The thread keeps `ahead` files ready past the last one handed out.
+    deadline = time.monotonic() + 10
+    while len(list(tmp_path.iterdir())) < 14 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    on_disk = sorted(int(p.name) for p in tmp_path.iterdir())
+    assert on_disk == list(range(5, 19)), on_disk
+    spares.close()
+    assert sorted(int(p.name) for p in tmp_path.iterdir()) == list(range(5, 15))
+    assert all((tmp_path / name).read_bytes() == name.encode() for name in taken)
 
 
 def test_an_s3rver_directory_is_imported_with_its_keys_bodies_and_etags(tmp_path: Path) -> None:
@@ -149,3 +178,51 @@ def test_an_s3rver_directory_is_imported_with_its_keys_bodies_and_etags(tmp_path
     )
     assert read(store, "lake", "warehouse/t/data.parquet") == b"PAR1"
     assert set(store.buckets) == {"lake", "tansu"}
+
+
+def test_a_replaced_version_is_unlinked_by_the_thread(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    store.create_bucket("b")
+    put(store, "b", "k", b"v1")
+    first = tmp_path / "b" / "objects" / store.head("b", "k").file
+    put(store, "b", "k", b"v2")
+    deadline = time.monotonic() + 10
+    while first.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not first.exists()
+    assert read(store, "b", "k") == b"v2"
+    store.close()
+
+
+def test_a_deletion_unlinks_the_keys_replaced_versions_still_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread behind on its unlinks must not let a deleted key come back at the next start."""
+    monkeypatch.setattr(VersionFiles, "_wake", lambda self: None)  # no thread: every unlink queued
+    store = ObjectStore(tmp_path)
+    store.create_bucket("b")
+    put(store, "b", "k", b"v1")
+    put(store, "b", "k", b"v2")
+    objects = tmp_path / "b" / "objects"
+    assert len(list(objects.iterdir())) == 2  # v1 waits for the thread
+    store.delete("b", "k")
+    assert list(objects.iterdir()) == []
+    assert ObjectStore(tmp_path).list_keys("b").objects == []
+
+
+def test_a_restart_keeps_the_version_committed_last_whatever_its_number(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    store.create_bucket("b")
+    put(store, "b", "k", b"zeroth")
+    put(store, "b", "k", b"first")  # file 1; the close below unlinks file 0
+    current = store.head("b", "k")
+    store.close()
+    # A write numbered before it that committed after it (two PUTs of one key at once), its
+    # older rival not yet unlinked when the process died:
+    late = ObjectVersion(key="k", file="0", etag="e", size=4, modified=current.modified + 1)
+    (tmp_path / "b" / "objects" / "0").write_bytes(b"late" + late.trailer())
+    assert int(current.file) > 0
+
+    reopened = ObjectStore(tmp_path)
+    assert read(reopened, "b", "k") == b"late"
+    assert sorted(p.name for p in (tmp_path / "b" / "objects").iterdir()) == ["0"]
