@@ -136,25 +136,20 @@ def test_the_local_profile_creates_one_partition_per_topic_unless_told(
     assert load_settings().kafka.topic_partitions == 4
 
 
-def test_the_fraud_source_waits_50_ms_on_the_memory_broker_and_100_ms_elsewhere_unless_told(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("name", "on_s3", "in_memory", "told"),
+    [("fetch_max_wait_ms", 100, 50, 200), ("sink_linger_ms", 25, 5, 7)],
+)
+def test_the_fraud_jobs_broker_tuning_follows_the_embedded_brokers_storage_unless_told(
+    monkeypatch: pytest.MonkeyPatch, name: str, on_s3: int, in_memory: int, told: int
 ) -> None:
-    assert load_settings().fraud.fetch_max_wait_ms == 100  # s3 storage, the embedded default
+    assert getattr(load_settings().fraud, name) == on_s3  # s3 storage, the embedded default
     monkeypatch.setenv("RIVERBANK_STACK__BROKER_STORAGE", "memory")
-    assert load_settings().fraud.fetch_max_wait_ms == 50
-    monkeypatch.setenv("RIVERBANK_FRAUD__FETCH_MAX_WAIT_MS", "200")
-    assert load_settings().fraud.fetch_max_wait_ms == 200
-
-
-def test_the_fraud_sink_lingers_25_ms_on_the_s3_broker_and_5_ms_elsewhere_unless_told(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert load_settings().fraud.sink_linger_ms == 25  # s3 storage, the embedded default
-    monkeypatch.setenv("RIVERBANK_STACK__BROKER_STORAGE", "memory")
-    assert load_settings().fraud.sink_linger_ms == 5
+    assert getattr(load_settings().fraud, name) == in_memory
+    monkeypatch.setenv(f"RIVERBANK_FRAUD__{name.upper()}", str(told))
+    assert getattr(load_settings().fraud, name) == told
     monkeypatch.setenv("RIVERBANK_STACK__BROKER_STORAGE", "s3")
-    monkeypatch.setenv("RIVERBANK_FRAUD__SINK_LINGER_MS", "5")
-    assert load_settings().fraud.sink_linger_ms == 5
+    assert getattr(load_settings().fraud, name) == told
 
 
 def test_client_configs_carry_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -273,8 +273,9 @@ class ObjectStore:
                 self.buckets[bucket.name] = bucket
 
     def close(self) -> None:
-        """Stop each bucket's spare-file thread and remove its unused files (a store that is not
-        closed leaves them behind, and start-up removes them)."""
+        """Stop each bucket's `VersionFiles` thread, unlink the replaced files it still had queued
+        and the files it created ahead (a store that is not closed leaves them, and start-up
+        removes them)."""
         for bucket in self.buckets.values():
             bucket.version_files.close()
 
