@@ -448,7 +448,8 @@ def fraud_stack(
                 f"{fraud.python_execution_mode} mode, bundle {fraud.bundle_size} records / "
                 f"{fraud.bundle_time_ms} ms, "
                 f"buffer timeout {fraud.buffer_timeout_ms} ms, fetch wait {fraud.fetch_max_wait_ms} ms, "
-                f"sink {fraud.sink_guarantee}, linger {fraud.sink_linger_ms} ms; gc freeze {fraud.freeze_gc}",
+                f"sink {fraud.sink_guarantee}, linger {fraud.sink_linger_ms} ms, "
+                f"batch {fraud.sink_batch_bytes:,} B; gc freeze {fraud.freeze_gc}",
                 flush=True,
             )
             yield settings
@@ -473,6 +474,7 @@ def main() -> None:
         "buffer-timeout-ms",
         "fetch-max-wait-ms",
         "sink-linger-ms",
+        "sink-batch-bytes",
         "python-execution-mode",
         "sink-guarantee",
     ):
@@ -522,6 +524,7 @@ def main() -> None:
             "buffer_timeout_ms",
             "fetch_max_wait_ms",
             "sink_linger_ms",
+            "sink_batch_bytes",
             "python_execution_mode",
             "sink_guarantee",
         )
