@@ -304,7 +304,8 @@ class FraudSettings(_Section):
     #: the guard's long poll was on (ARCHITECTURE.md, "Tansu's fetches"). On s3 storage the local
     #: profile makes it 15 ms unless set: each Produce there takes about 5 ms, one after another on
     #: the sink's connection, and at 5 ms the queue held back scoring (2,000/s produce->alert p99
-    #: 149 ms, against 73-77 ms at 15 ms; ARCHITECTURE.md, "The s3 broker's latency tail").
+    #: 149 ms in a short run, against 77 ms at 15 ms; full benches with 256 KiB batches gave 73 and
+    #: 107 ms; ARCHITECTURE.md, "The s3 broker's latency tail").
     sink_linger_ms: int = Field(default=5, ge=0)
     #: The sink's producer batch.size (Kafka's default is 16 KiB). Each Produce costs the embedded
     #: broker several object writes on s3 storage, and a backlog filled 16 KiB batches: a 60,000-event
