@@ -519,9 +519,9 @@ class Settings(BaseSettings):
                 object.__setattr__(self, section, current.model_copy(update=unset))
         if "topic_partitions" not in self.kafka.model_fields_set:
             object.__setattr__(self, "kafka", self.kafka.model_copy(update={"topic_partitions": 1}))
-        fraud_unset = {"fetch_max_wait_ms", "sink_linger_ms"} - self.fraud.model_fields_set
         storage_defaults = _LOCAL_FRAUD_DEFAULTS[self.stack.broker_storage]
-        if fraud_defaults := {k: v for k, v in storage_defaults.items() if k in fraud_unset}:
+        told = self.fraud.model_fields_set
+        if fraud_defaults := {k: v for k, v in storage_defaults.items() if k not in told}:
             object.__setattr__(self, "fraud", self.fraud.model_copy(update=fraud_defaults))
         if self.source_db.password_file is None:
             password_file = self.stack.source_db_password_file

@@ -405,8 +405,9 @@ class Guard:
         if self.transactions is not None:
             for topic, partition, producer_id, count in request.transactional or []:
                 answer = written.get((topic, partition))
-                failed = answer is None or answer.error_code != 0
-                span = None if answer is None or failed else (answer.base_offset, answer.base_offset + count)
+                span = None  # not written: the transaction still ends, the LSO is not held for ever
+                if answer is not None and answer.error_code == 0:
+                    span = (answer.base_offset, answer.base_offset + count)
                 self.transactions.produced(topic, partition, producer_id, span)
 
     def _follow_transaction_request(
