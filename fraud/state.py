@@ -7,13 +7,16 @@ event time, so a late event is counted where it belongs.
 The recent events are two parallel arrays (times, amounts) rather than a list of pairs: the job
 writes every changed state back to Flink state, pickled, after each batch, and arrays pickle as
 two byte strings where a list of pairs costs a tuple and two numbers apiece (measured offline at
-300 events: about 24 us a write for the list).
+300 events: about 24 us a write for the list). For the same reason the first-seen maps (merchants,
+countries, devices) are written as one byte string, pickled again only after one of them changed:
+most events add nothing new to them, and pickling their entries was most of a write's cost.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import pickle
 import sys
 from array import array
 from collections.abc import Callable, Iterable
@@ -26,6 +29,8 @@ from fraud.events import ScoredEvent
 MAX_WINDOW_MS = 8 * 86_400_000
 MAX_RECENT = 512
 MAX_SEEN = 256
+#: Protocol of the pickled first-seen maps: fixed, so a state written once reads everywhere.
+_SEEN_PROTOCOL = 4
 
 
 @dataclass(slots=True)
@@ -50,6 +55,8 @@ class KeyState:
     countries: dict[str, int] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
     max_event_time_ms: int = 0
+    #: The three first-seen maps as ``to_dict`` writes them; None once one of them has changed.
+    seen_pickled: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def remembering(cls, events: Iterable[tuple[int, float]]) -> KeyState:
@@ -143,13 +150,15 @@ class KeyState:
                 self.last_location = Location(event.latitude, event.longitude, event.event_time_ms)
         for seen, value in ((self.merchants, event.merchant_id), (self.countries, event.country),
                             (self.devices, event.device_id)):  # fmt: skip
-            if value is not None:
-                _remember(seen, value, event.event_time_ms)
+            if value is not None and _remember(seen, value, event.event_time_ms):
+                self.seen_pickled = None
 
     # -- keyed state ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         loc = self.last_location
+        if self.seen_pickled is None:
+            self.seen_pickled = pickle.dumps((self.merchants, self.countries, self.devices), _SEEN_PROTOCOL)
         return {
             "times": _little_endian(self.times),
             "amounts": _little_endian(self.amounts),
@@ -157,9 +166,7 @@ class KeyState:
             "mean": self.mean,
             "m2": self.m2,
             "last_location": None if loc is None else [loc.latitude, loc.longitude, loc.event_time_ms],
-            "merchants": dict(self.merchants),
-            "countries": dict(self.countries),
-            "devices": dict(self.devices),
+            "seen": self.seen_pickled,
             "max_event_time_ms": self.max_event_time_ms,
         }
 
@@ -177,6 +184,11 @@ class KeyState:
             if sys.byteorder == "big":  # stored little-endian
                 times.byteswap()
                 amounts.byteswap()
+        seen_pickled = data.get("seen")
+        if seen_pickled is not None:
+            merchants, countries, devices = pickle.loads(seen_pickled)  # noqa: S301 (our own state)
+        else:  # written before the maps were pickled apart
+            merchants, countries, devices = data["merchants"], data["countries"], data["devices"]
         return cls(
             times=times,
             amounts=amounts,
@@ -184,10 +196,11 @@ class KeyState:
             mean=data["mean"],
             m2=data["m2"],
             last_location=None if loc is None else Location(loc[0], loc[1], int(loc[2])),
-            merchants=dict(data["merchants"]),
-            countries=dict(data["countries"]),
-            devices=dict(data["devices"]),
+            merchants=dict(merchants),
+            countries=dict(countries),
+            devices=dict(devices),
             max_event_time_ms=data["max_event_time_ms"],
+            seen_pickled=seen_pickled,
         )
 
 
@@ -199,13 +212,18 @@ def _little_endian(values: array[Any]) -> bytes:
     return swapped.tobytes()
 
 
-def _remember(seen: dict[str, int], value: str, time_ms: int) -> None:
-    if value in seen:
-        seen[value] = min(seen[value], time_ms)
-        return
+def _remember(seen: dict[str, int], value: str, time_ms: int) -> bool:
+    """Record ``value`` as seen at ``time_ms``; whether ``seen`` changed."""
+    first = seen.get(value)
+    if first is not None:
+        if time_ms >= first:
+            return False
+        seen[value] = time_ms  # an event out of order
+        return True
     if len(seen) >= MAX_SEEN:
         del seen[min(seen, key=seen.__getitem__)]
     seen[value] = time_ms
+    return True
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -57,3 +57,35 @@ def test_a_state_survives_its_keyed_state_form_and_reads_the_earlier_form() -> N
     earlier = state.to_dict() | {"recent": [[1_000, 11.0], [3_000, 12.0]]}
     del earlier["times"], earlier["amounts"]
     assert KeyState.from_dict(earlier).recent == [(1_000, 11.0), (3_000, 12.0)]
+    # And before the first-seen maps were pickled apart, they were plain entries.
+    maps = {"merchants": dict(state.merchants), "countries": dict(state.countries), "devices": {}}
+    before_seen = {k: v for k, v in state.to_dict().items() if k != "seen"} | maps
+    assert KeyState.from_dict(before_seen) == state
+
+
+def test_the_written_first_seen_maps_follow_every_change_and_only_then_are_pickled_again() -> None:
+    import pickle
+    from decimal import Decimal
+
+    from fraud.events import ScoredEvent, Source
+
+    def event(t: int, merchant: str) -> ScoredEvent:
+        return ScoredEvent(source=Source.CARD, event_id=f"e{t}", key="c1", customer_id="u1",
+                           account_id="a1", card_id="c1", amount=Decimal(1), currency="GBP",
+                           event_time_ms=t, merchant_id=merchant, country="GB")  # fmt: skip
+
+    def written(state: KeyState) -> KeyState:
+        return KeyState.from_dict(pickle.loads(pickle.dumps(state.to_dict())))  # noqa: S301
+
+    state = KeyState()
+    state.add(event(5_000, "m1"))
+    first = state.to_dict()["seen"]
+    state.add(event(6_000, "m1"))  # seen before, and earlier: nothing new to write
+    assert state.to_dict()["seen"] is first
+    state.add(event(7_000, "m2"))  # a new merchant
+    assert written(state).merchants == {"m1": 5_000, "m2": 7_000}
+    again = state.to_dict()["seen"]
+    state.add(event(4_000, "m1"))  # out of order: m1 was first seen earlier than thought
+    assert state.to_dict()["seen"] is not again
+    assert written(state).merchants == {"m1": 4_000, "m2": 7_000}
+    assert written(state).countries == {"GB": 4_000}
