@@ -16,6 +16,7 @@ BENCHMARKS = {
     "silver": "bench.silver_bench",
     "fraud": "bench.fraud_bench",
     "scorer": "bench.scorer_bench",
+    "local_s3": "bench.local_s3_bench",
 }
 
 

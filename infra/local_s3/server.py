@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from infra.local_s3.store import (
+    BufferedBody,
     Listing,
     NewVersion,
     ObjectStore,
@@ -160,16 +161,16 @@ class S3Server:
     async def delete_objects(self, bucket: str, body: bytes) -> web.Response:
         root = parse_xml(body)
         quiet = any(child.tag.endswith("Quiet") and (child.text or "").strip() == "true" for child in root)
-        deleted, files = [], []
-        for element in root:
-            if element.tag.endswith("Object"):
-                key = next((c.text or "" for c in element if c.tag.endswith("Key")), "")
-                if (file := self.store.unindex(bucket, key)) is not None:
-                    files.append(file)
-                deleted.append(key)
-        # Off the event loop: the broker guard's retention passes delete up to a thousand objects at
-        # a time, and every other request (the broker's Produces among them) would wait for them.
-        await asyncio.to_thread(self.store.remove_files, bucket, files)
+        deleted = [
+            next((c.text or "" for c in element if c.tag.endswith("Key")), "")
+            for element in root
+            if element.tag.endswith("Object")
+        ]
+        files = self.store.unindex(bucket, deleted)
+        if files:
+            # Off the event loop: a DeleteObjects may name a thousand objects, and every other
+            # request (the broker's Produces among them) would wait for their unlinks.
+            await asyncio.to_thread(self.store.remove_files, bucket, files)
         result = "" if quiet else "".join(f"<Deleted><Key>{escape(key)}</Key></Deleted>" for key in deleted)
         return xml_response("DeleteResult", result)
 
@@ -244,7 +245,7 @@ class S3Server:
             return response
 
     async def put_object(self, request: web.BaseRequest, bucket: str, key: str) -> web.Response:
-        new = self.store.new_version(bucket)
+        new = self.store.new_body(bucket, declared_size(request))
         await receive(request, new)
         version = self.store.commit(
             bucket,
@@ -322,7 +323,18 @@ class S3Server:
         )
 
 
-async def receive(request: web.BaseRequest, new: NewVersion) -> None:
+def declared_size(request: web.BaseRequest) -> int | None:
+    """The body's size as the request declares it (aws-chunked framing excluded), if it does."""
+    declared = request.headers.get("x-amz-decoded-content-length") or (
+        None if is_aws_chunked(request) else request.headers.get("Content-Length")
+    )
+    try:
+        return None if declared is None else int(declared)
+    except ValueError:
+        raise S3Error(400, "InvalidArgument", f"Malformed body length {declared!r}.") from None
+
+
+async def receive(request: web.BaseRequest, new: NewVersion | BufferedBody) -> None:
     """Write the request body into ``new``; a body cut short leaves nothing behind."""
     try:
         if request.headers.get("Expect", "").lower() == "100-continue":
@@ -330,10 +342,8 @@ async def receive(request: web.BaseRequest, new: NewVersion) -> None:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         async for chunk in body_chunks(request):
             new.write(chunk)
-        expected = request.headers.get("x-amz-decoded-content-length") or (
-            None if is_aws_chunked(request) else request.headers.get("Content-Length")
-        )
-        if expected is not None and int(expected) != new.size:
+        expected = declared_size(request)
+        if expected is not None and expected != new.size:
             raise S3Error(400, "IncompleteBody", "You did not provide the number of bytes specified.")
     except BaseException:
         new.discard()

@@ -1,12 +1,17 @@
 """The local S3's objects on disk, with every bucket's keys indexed in memory.
 
-Each version of an object is one file, ``<bucket>/objects/<n>``, written once and never changed:
-the body, then a trailer (the key, etag, size and metadata as JSON, its length, and a marker).
-A write goes to a new file; the in-memory index then points the key at it and the previous
-version's file is deleted. So a reader sees the old or the new object whole, and a PUT cut short
-changes nothing (a file without its trailer is ignored and removed at start-up). Nothing is
-renamed over an existing file: on ext4 that forces the new file's blocks to disk, at about 100 µs
-a write, and Tansu rewrites its partition watermarks on every produce.
+A version of at most `SMALL_OBJECT_MAX` bytes is a record appended to the bucket's segment log
+(:mod:`infra.local_s3.segment_log`), and so is every deletion. A larger version (and a multipart
+upload's or a copy's) is one file, ``<bucket>/objects/<n>``, written once and never changed: the
+body, then a trailer (the key, etag, size and metadata as JSON, its length, and a marker).
+Either way the in-memory index points the key at the new version once it is whole, and the
+previous version is then released (its file deleted, its record counted as garbage). So a reader
+sees the old or the new object whole, and a PUT cut short changes nothing (a file without its
+trailer is ignored and removed at start-up, a record cut short is cut off). Nothing is renamed
+over an existing file: on ext4 that forces the new file's blocks to disk, at about 100 µs a write.
+
+Every version and deletion carries the bucket's commit sequence number, so start-up replays files
+and log records in the order they were committed, whichever kind each is.
 
 All methods run on the server's one event-loop thread and none awaits, so checking a write's
 precondition and committing the write happen with no other request in between. The one other
@@ -18,6 +23,7 @@ from __future__ import annotations
 import bisect
 import collections
 import hashlib
+import io
 import itertools
 import json
 import shutil
@@ -29,6 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from infra.local_s3.segment_log import DELETE, PUT, SMALL_OBJECT_MAX, Record, SegmentLog
 
 TRAILER_MARK = b"RBS3"
 TRAILER_TAIL = struct.Struct(">I4s")  # the trailer's JSON length, then the mark
@@ -71,9 +79,15 @@ class ObjectVersion:
     content_type: str = "binary/octet-stream"
     metadata: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* and standard headers
     listing_xml: str | None = field(default=None, compare=False, repr=False)  # kept by the server
+    #: The bucket's commit sequence number (0: written before there was one).
+    seq: int = 0
+    #: Where a version kept in the segment log is (segment -1: in a file of its own).
+    segment: int = -1
+    body_offset: int = 0
+    record_length: int = 0
 
-    def trailer(self) -> bytes:
-        described = json.dumps(
+    def description(self) -> bytes:
+        return json.dumps(
             {
                 "key": self.key,
                 "etag": self.etag,
@@ -81,9 +95,17 @@ class ObjectVersion:
                 "modified": self.modified,
                 "content_type": self.content_type,
                 "metadata": self.metadata,
+                "seq": self.seq,
             }
         ).encode()
+
+    def trailer(self) -> bytes:
+        described = self.description()
         return described + TRAILER_TAIL.pack(len(described), TRAILER_MARK)
+
+    def in_log(self, record: Record) -> None:
+        self.file = ""
+        self.segment, self.body_offset, self.record_length = record.segment, record.body_offset, record.length
 
 
 @dataclass
@@ -104,6 +126,23 @@ class NewVersion:
     def discard(self) -> None:
         self.handle.close()
         self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class BufferedBody:
+    """A small version's body, held in memory until it is appended to the log whole."""
+
+    data: bytearray = field(default_factory=bytearray)
+    size: int = 0
+    md5: Any = field(default_factory=hashlib.md5)
+
+    def write(self, chunk: bytes) -> None:
+        self.data += chunk
+        self.md5.update(chunk)
+        self.size += len(chunk)
+
+    def discard(self) -> None:
+        self.data.clear()
 
 
 @dataclass
@@ -215,6 +254,13 @@ class Bucket:
         self.sorted_keys: list[str] = []
         self.versions: dict[str, ObjectVersion] = {}
         self.version_files = VersionFiles(self.objects, itertools.count())
+        self.log = SegmentLog(root / "log")
+        self._seq = 1
+
+    def next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
 
     def create_directories(self) -> None:
         for directory in (self.objects, self.uploads):
@@ -222,23 +268,67 @@ class Bucket:
         self.created = self.root.stat().st_mtime
 
     def load(self) -> None:
-        """Index each key's newest complete version; remove older versions and partial files."""
+        """Index each key's newest version, replaying files and log records in commit order;
+        remove older files and partial ones."""
         files = sorted((int(p.name), p) for p in self.objects.iterdir() if p.name.isdigit())
-        for _, path in files:
+        # (order, the version or the key a deletion removed, its log record or None for a file)
+        commits: list[tuple[tuple[int, float, int], ObjectVersion | str, Record | None]] = []
+        for number, path in files:
             version = read_trailer(path)
             if version is None:
                 path.unlink(missing_ok=True)  # a write cut short
                 continue
-            previous = self.versions.get(version.key)
-            if previous is not None:  # replaced, then a crash before the older file was unlinked
-                # The version committed last wins; files are numbered when a write begins, so two
-                # writes of one key can commit in the other order.
-                if (version.modified, int(version.file)) < (previous.modified, int(previous.file)):
-                    version, previous = previous, version
-                (self.objects / previous.file).unlink(missing_ok=True)
-            self.versions[version.key] = version
+            # Files written before sequence numbers (seq 0) keep their order of old: the version
+            # committed last wins; files are numbered when a write begins, so two writes of one key
+            # can commit in the other order.
+            commits.append(((version.seq, version.modified, number), version, None))
+        for record in self.log.replay():
+            described = json.loads(record.description)
+            order = (described["seq"], 0.0, 0)
+            if record.kind == DELETE:
+                commits.append((order, described["key"], record))
+                continue
+            version = ObjectVersion(file="", **described)
+            version.in_log(record)
+            commits.append((order, version, record))
+        for _, committed, logged in sorted(commits, key=lambda commit: commit[0]):
+            if isinstance(committed, str):  # a deletion
+                assert logged is not None
+                self.log.tombstone(logged)
+                if (previous := self.versions.pop(committed, None)) is not None:
+                    self.release(previous, unlink_now=True)
+                continue
+            if (previous := self.versions.get(committed.key)) is not None:
+                self.release(previous, unlink_now=True)
+            self.versions[committed.key] = committed
+            if logged is not None:
+                self.log.current(logged, committed.key)
         self.sorted_keys = sorted(self.versions)
+        self._seq = max((order[0] for order, _, _ in commits), default=0) + 1
         self.version_files = VersionFiles(self.objects, itertools.count(files[-1][0] + 1 if files else 0))
+
+    def release(self, version: ObjectVersion, *, unlink_now: bool = False) -> None:
+        """``version`` is no longer its key's current one: its record is garbage, its file goes."""
+        if version.segment >= 0:
+            self.log.replaced(version.segment, version.record_length, version.key)
+        elif unlink_now:
+            (self.objects / version.file).unlink(missing_ok=True)
+        else:
+            # A reader that opened the old file keeps reading it: unlinking does not cut it off.
+            self.version_files.remove(self.objects / version.file)
+
+    def reclaim(self) -> None:
+        """Drop the log's reclaimable segments, appending their current records again first."""
+        for segment in self.log.reclaimable():
+            for key in sorted(segment.live_keys):
+                version = self.versions[key]
+                body = self.log.read(version.segment, version.body_offset, version.size)
+                version.seq = self.next_seq()
+                record = self.log.append(PUT, version.description(), body)
+                self.log.replaced(version.segment, version.record_length, key)
+                version.in_log(record)
+                self.log.current(record, key)
+            self.log.drop(segment)
 
 
 def read_trailer(path: Path) -> ObjectVersion | None:
@@ -270,14 +360,16 @@ class ObjectStore:
                 bucket = Bucket(directory.name, directory)
                 bucket.create_directories()
                 bucket.load()
+                bucket.reclaim()
                 self.buckets[bucket.name] = bucket
 
     def close(self) -> None:
         """Stop each bucket's `VersionFiles` thread, unlink the replaced files it still had queued
         and the files it created ahead (a store that is not closed leaves them, and start-up
-        removes them)."""
+        removes them); close the logs' files."""
         for bucket in self.buckets.values():
             bucket.version_files.close()
+            bucket.log.close()
 
     # buckets
 
@@ -303,6 +395,7 @@ class ObjectStore:
                 409, "BucketNotEmpty", "The bucket you tried to delete is not empty", BucketName=name
             )
         bucket.version_files.close()
+        bucket.log.close()
         shutil.rmtree(bucket.root, ignore_errors=True)
         del self.buckets[name]
 
@@ -315,17 +408,29 @@ class ObjectStore:
         return version
 
     def open_body(self, bucket: str, version: ObjectVersion) -> IO[bytes]:
-        """The version's file, opened: it stays readable after a later write replaces it."""
+        """The version's body: a file stays readable after a later write replaces it; a logged
+        body is read whole now."""
+        if version.segment >= 0:
+            log = self.bucket(bucket).log
+            return io.BytesIO(log.read(version.segment, version.body_offset, version.size))
         return (self.bucket(bucket).objects / version.file).open("rb")
 
     def new_version(self, bucket_name: str) -> NewVersion:
         return NewVersion(*self.bucket(bucket_name).version_files.take())
 
+    def new_body(self, bucket_name: str, declared_size: int | None) -> NewVersion | BufferedBody:
+        """Where a PUT's body goes: held in memory for the log when it is declared small, else a
+        file of its own."""
+        if declared_size is not None and declared_size <= SMALL_OBJECT_MAX:
+            self.bucket(bucket_name)  # NoSuchBucket before the body is read
+            return BufferedBody()
+        return self.new_version(bucket_name)
+
     def commit(
         self,
         bucket_name: str,
         key: str,
-        new: NewVersion,
+        new: NewVersion | BufferedBody,
         *,
         content_type: str | None,
         metadata: dict[str, str],
@@ -343,31 +448,37 @@ class ObjectStore:
             raise
         version = ObjectVersion(
             key=key,
-            file=new.file,
+            file=new.file if isinstance(new, NewVersion) else "",
             etag=etag or new.md5.hexdigest(),
             size=new.size,
             modified=time.time(),
             content_type=content_type or "binary/octet-stream",
             metadata=metadata,
+            seq=bucket.next_seq(),
         )
+        record = None
         try:
-            new.handle.write(version.trailer())
-            new.handle.close()
+            if isinstance(new, NewVersion):
+                new.handle.write(version.trailer())
+                new.handle.close()
+            else:
+                record = bucket.log.append(PUT, version.description(), bytes(new.data))
+                version.in_log(record)
         except OSError:
             new.discard()  # e.g. the disk is full: the key keeps its current version
             raise
         if current is None:
             bisect.insort(bucket.sorted_keys, key)
         else:
-            # A reader that opened the old file keeps reading it: unlinking does not cut it off.
-            bucket.version_files.remove(bucket.objects / current.file)
+            bucket.release(current)
         bucket.versions[key] = version
+        if record is not None:
+            bucket.log.current(record, key)
+        bucket.reclaim()
         return version
 
     def delete(self, bucket_name: str, key: str) -> None:
-        file = self.unindex(bucket_name, key)
-        if file is not None:
-            self.remove_files(bucket_name, [file])
+        self.remove_files(bucket_name, self.unindex(bucket_name, [key]))
 
     def remove_files(self, bucket_name: str, files: list[Path]) -> None:
         """Unlink the files of unindexed keys, and first any replaced version still queued (one of
@@ -376,16 +487,30 @@ class ObjectStore:
         for file in files:
             file.unlink(missing_ok=True)
 
-    def unindex(self, bucket_name: str, key: str) -> Path | None:
-        """Removes ``key`` from listings and reads at once; returns its file, which the caller
-        removes with `remove_files` before it answers (until then a restart would find the object
-        again)."""
+    def unindex(self, bucket_name: str, keys: list[str]) -> list[Path]:
+        """Removes ``keys`` from listings and reads at once, logging a tombstone for each (in one
+        write); returns the files of those kept in files, which the caller removes with
+        `remove_files` before it answers. The tombstones keep older records of these keys from
+        coming back at the next start."""
         bucket = self.bucket(bucket_name)
-        current = bucket.versions.pop(key, None)
-        if current is None:
-            return None
-        del bucket.sorted_keys[bisect.bisect_left(bucket.sorted_keys, key)]
-        return bucket.objects / current.file
+        present = [key for key in dict.fromkeys(keys) if key in bucket.versions]
+        if not present:
+            return []
+        tombstones = [
+            (DELETE, json.dumps({"key": key, "seq": bucket.next_seq()}).encode(), b"") for key in present
+        ]
+        for record in bucket.log.append_many(tombstones):  # before the index changes: it may fail
+            bucket.log.tombstone(record)
+        files = []
+        for key in present:
+            current = bucket.versions.pop(key)
+            del bucket.sorted_keys[bisect.bisect_left(bucket.sorted_keys, key)]
+            if current.segment >= 0:
+                bucket.release(current)
+            else:
+                files.append(bucket.objects / current.file)
+        bucket.reclaim()
+        return files
 
     def copy(self, source_bucket: str, source_key: str, bucket: str) -> NewVersion:
         """A new version holding a copy of an object's body (committed by the caller)."""

@@ -219,7 +219,7 @@ def test_a_restart_keeps_the_version_committed_last_whatever_its_number(tmp_path
     store.close()
     # A write numbered before it that committed after it (two PUTs of one key at once), its
     # older rival not yet unlinked when the process died:
-    late = ObjectVersion(key="k", file="0", etag="e", size=4, modified=current.modified + 1)
+    late = ObjectVersion(key="k", file="0", etag="e", size=4, modified=current.modified, seq=current.seq + 1)
     (tmp_path / "b" / "objects" / "0").write_bytes(b"late" + late.trailer())
     assert int(current.file) > 0
 
