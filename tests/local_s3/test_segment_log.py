@@ -4,8 +4,10 @@ reclaimed, and a write that fails."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
+import struct
 from pathlib import Path
 
 import pytest
@@ -217,3 +219,22 @@ def test_a_tombstone_stays_while_an_older_segment_holds_the_deleted_record(
     store.close()
 
     assert contents(ObjectStore(tmp_path)) == {"long-lived": b"L" * 300, "rewritten": b"r" * 10}
+
+
+def test_a_store_written_before_the_log_is_read_and_then_logged_over(tmp_path: Path) -> None:
+    objects = tmp_path / "b" / "objects"
+    objects.mkdir(parents=True)
+    for number, (key, body) in enumerate([("replaced", b"old"), ("kept", b"file"), ("deleted", b"x")]):
+        # A trailer as the store wrote it before sequence numbers.
+        described = json.dumps({"key": key, "etag": "e", "size": len(body), "modified": 1.0,
+                                "content_type": "binary/octet-stream", "metadata": {}}).encode()  # fmt: skip
+        tail = struct.pack(">I4s", len(described), b"RBS3")
+        (objects / str(number)).write_bytes(body + described + tail)
+    store = ObjectStore(tmp_path)
+    assert contents(store) == {"replaced": b"old", "kept": b"file", "deleted": b"x"}
+    put(store, "replaced", b"new")
+    store.delete("b", "deleted")
+    store.close()
+
+    assert contents(ObjectStore(tmp_path)) == {"replaced": b"new", "kept": b"file"}
+    assert object_files(tmp_path) == ["1"]
