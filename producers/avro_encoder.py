@@ -6,7 +6,8 @@ is turned once into straight-line Python: one statement per field, enum symbols 
 dict, ``["null", T]`` unions decided by ``is None``, decimals scaled with ``scaleb``.
 
 The fast path accepts exactly the Python types the producers' wire mapping emits (``str``,
-``int``, ``float``, ``bool``, ``Decimal``, ``dict``, ``list``, ``None``). Any other value, a
+``int``, ``float``, ``bool``, ``Decimal``, ``dict``, ``list``, ``None``), and ints where a
+float or double is expected (the fraud job's alert features: counts among amounts). Any other value, a
 missing field or an out-of-range number makes it give up and hand the record to fastavro's
 ``schemaless_writer`` with the same parsed schema, which is what ``AvroSerializer`` calls: the
 bytes are the same in every case and a record fastavro rejects raises fastavro's own error (for
@@ -122,7 +123,9 @@ class _Compiler:
             self.emit(indent, f"out += _V[{v}] if 0 <= {v} < {_SMALL} else _varint({v})")
         elif kind in ("float", "double"):
             fmt = "<f" if kind == "float" else "<d"
-            self.emit(indent, f"if type({v}) is not float: raise _Unsupported")
+            # An int is written as the same number in floating point, as fastavro writes it (one
+            # too large for a double raises OverflowError here, and fastavro then rejects it).
+            self.emit(indent, f"if type({v}) is not float and type({v}) is not int: raise _Unsupported")
             self.emit(indent, f"out += {self.const('pack', struct.Struct(fmt).pack)}({v})")
         elif kind == "string":
             b = self.name("b")

@@ -188,6 +188,9 @@ def test_edge_values_encode_like_avro_serializer_or_are_rejected_like_it(
             {**merchant, "name": UNICODE, "latitude": -33.8688, "longitude": 151.2093},
             {**merchant, "latitude": 0.0, "longitude": float("-inf")},
             {**merchant, "latitude": 48},  # an int where a double is expected
+            {**merchant, "latitude": -(2**70)},  # rounded to the nearest double, as fastavro does
+            {**merchant, "latitude": 10**400},  # too large for a double: rejected like fastavro
+            {**merchant, "latitude": True},
             {**merchant, "latitude": "48.1"},
             {k: v for k, v in merchant.items() if k != "city"},  # missing field with a default
             {k: v for k, v in merchant.items() if k != "name"},  # missing required field
