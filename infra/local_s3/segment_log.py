@@ -203,6 +203,10 @@ class SegmentLog:
             oldest = False
         return found
 
+    def recheck(self) -> None:
+        """Look for reclaimable segments again at the next `reclaimable` (a reclaim failed)."""
+        self._check = True
+
     def drop(self, segment: Segment) -> None:
         """Unlink a segment whose current records (if any) were appended again."""
         if segment.read_fd is not None:

@@ -26,6 +26,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import shutil
 import struct
 import threading
@@ -38,6 +39,7 @@ from typing import IO, Any
 
 from infra.local_s3.segment_log import DELETE, PUT, SMALL_OBJECT_MAX, Record, SegmentLog
 
+LOG = logging.getLogger("riverbank.local_s3")
 TRAILER_MARK = b"RBS3"
 TRAILER_TAIL = struct.Struct(">I4s")  # the trailer's JSON length, then the mark
 
@@ -318,17 +320,28 @@ class Bucket:
             self.version_files.remove(self.objects / version.file)
 
     def reclaim(self) -> None:
-        """Drop the log's reclaimable segments, appending their current records again first."""
-        for segment in self.log.reclaimable():
-            for key in sorted(segment.live_keys):
-                version = self.versions[key]
-                body = self.log.read(version.segment, version.body_offset, version.size)
-                version.seq = self.next_seq()
-                record = self.log.append(PUT, version.description(), body)
-                self.log.replaced(version.segment, version.record_length, key)
-                version.in_log(record)
-                self.log.current(record, key)
-            self.log.drop(segment)
+        """Drop the log's reclaimable segments, appending their current records again first.
+
+        Runs after a write has committed, so a failure here (a full disk) must not fail that
+        write: it is logged, every key keeps a whole version, and a later write tries again."""
+        try:
+            for segment in self.log.reclaimable():
+                for key in sorted(segment.live_keys):
+                    version = self.versions[key]
+                    body = self.log.read(version.segment, version.body_offset, version.size)
+                    seq, version.seq = version.seq, self.next_seq()
+                    try:
+                        record = self.log.append(PUT, version.description(), body)
+                    except OSError:
+                        version.seq = seq
+                        raise
+                    self.log.replaced(version.segment, version.record_length, key)
+                    version.in_log(record)
+                    self.log.current(record, key)
+                self.log.drop(segment)
+        except OSError as exc:
+            self.log.recheck()
+            LOG.warning("reclaiming the log of bucket %s failed (tried again later): %s", self.name, exc)
 
 
 def read_trailer(path: Path) -> ObjectVersion | None:

@@ -238,3 +238,32 @@ def test_a_store_written_before_the_log_is_read_and_then_logged_over(tmp_path: P
 
     assert contents(ObjectStore(tmp_path)) == {"replaced": b"new", "kept": b"file"}
     assert object_files(tmp_path) == ["1"]
+
+
+def test_a_failed_reclaim_does_not_fail_the_write_that_ran_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A segment that cannot be read back (a disk fault, mocked): the write stands, the log is
+    reclaimed at a later write."""
+    monkeypatch.setattr(segment_log, "SEGMENT_BYTES", 1024)
+    monkeypatch.setattr(segment_log, "CLEAN_MIN_GARBAGE", 4096)
+    store = new_store(tmp_path)
+    put(store, "kept", b"k" * 500)  # current in the oldest segment: cleaning must copy it
+    real_read = segment_log.SegmentLog.read
+
+    def unreadable(self: segment_log.SegmentLog, segment: int, offset: int, size: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(segment_log.SegmentLog, "read", unreadable)
+    for i in range(40):  # deletions: their segments wait for segment 0, and the garbage grows
+        put(store, f"deleted/{i}", str(i).encode() * 100)
+        store.delete("b", f"deleted/{i}")
+    put(store, "rewritten", b"x" * 100)
+    assert "reclaiming the log of bucket b failed" in caplog.text
+    assert "0" in log_files(tmp_path)
+    monkeypatch.setattr(segment_log.SegmentLog, "read", real_read)
+    put(store, "rewritten", b"last")
+    assert "0" not in log_files(tmp_path)  # cleaned once it could be read
+    assert contents(store) == {"kept": b"k" * 500, "rewritten": b"last"}
+    store.close()
+    assert contents(ObjectStore(tmp_path)) == {"kept": b"k" * 500, "rewritten": b"last"}
