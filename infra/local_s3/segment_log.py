@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,9 +68,9 @@ class Record:
 class SegmentLog:
     """One bucket's log. Not thread-safe: the server calls it from its event loop only."""
 
-    def __init__(self, directory: Path, segment_bytes: int | None = None) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.segment_bytes = segment_bytes or SEGMENT_BYTES
+        self.segment_bytes = SEGMENT_BYTES  # read here, so tests can make segments small
         self.segments: dict[int, Segment] = {}
         self._write_fd: int | None = None
         self._active: Segment | None = None
@@ -108,15 +108,15 @@ class SegmentLog:
 
     # -- appends ----------------------------------------------------------------------------------
 
-    def append(self, kind: int, description: bytes, body: bytes = b"") -> Record:
+    def append(self, kind: int, description: bytes, body: bytes | bytearray = b"") -> Record:
         """Append one record; on a failed or short write the segment is cut back and nothing is
         appended."""
         return self.append_many([(kind, description, body)])[0]
 
-    def append_many(self, entries: list[tuple[int, bytes, bytes]]) -> list[Record]:
+    def append_many(self, entries: Sequence[tuple[int, bytes, bytes | bytearray]]) -> list[Record]:
         """Append records in one write (a DeleteObjects' tombstones)."""
         segment, fd = self._writable()
-        parts: list[bytes] = []
+        parts: list[bytes | bytearray] = []
         records: list[Record] = []
         offset = segment.size
         for kind, description, body in entries:

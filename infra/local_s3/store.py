@@ -475,7 +475,7 @@ class ObjectStore:
                 new.handle.write(version.trailer())
                 new.handle.close()
             else:
-                record = bucket.log.append(PUT, version.description(), bytes(new.data))
+                record = bucket.log.append(PUT, version.description(), new.data)
                 version.in_log(record)
         except OSError:
             new.discard()  # e.g. the disk is full: the key keeps its current version

@@ -36,6 +36,11 @@ def contents(store: ObjectStore) -> dict[str, bytes]:
     }
 
 
+def contents_after_restart(store: ObjectStore, root: Path) -> dict[str, bytes]:
+    store.close()
+    return contents(ObjectStore(root))
+
+
 def log_files(root: Path) -> list[str]:
     log = root / "b" / "log"
     return sorted(p.name for p in log.iterdir()) if log.is_dir() else []
@@ -143,8 +148,7 @@ def test_a_failed_append_changes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
     assert read(store, "k") == b"kept"
     put(store, "other", b"written after")
-    store.close()
-    assert contents(ObjectStore(tmp_path)) == {"k": b"kept", "other": b"written after"}
+    assert contents_after_restart(store, tmp_path) == {"k": b"kept", "other": b"written after"}
 
 
 def test_segments_are_reclaimed_and_the_log_stays_bounded(
@@ -167,8 +171,7 @@ def test_segments_are_reclaimed_and_the_log_stays_bounded(
     expected = {"kept-forever": b"k" * 300, "watermark": b"1999" * 20}
     expected |= {f"batch/{i:05d}": b"b" * 200 for i in range(1950, 2000)}
     assert contents(store) == expected
-    store.close()
-    assert contents(ObjectStore(tmp_path)) == expected
+    assert contents_after_restart(store, tmp_path) == expected
 
 
 def test_random_operations_and_restarts_match_a_model(
@@ -201,8 +204,7 @@ def test_random_operations_and_restarts_match_a_model(
             store = ObjectStore(tmp_path)
             assert contents(store) == model, f"after a restart at step {step}"
     assert contents(store) == model
-    store.close()
-    assert contents(ObjectStore(tmp_path)) == model
+    assert contents_after_restart(store, tmp_path) == model
 
 
 def test_a_tombstone_stays_while_an_older_segment_holds_the_deleted_record(
@@ -265,5 +267,4 @@ def test_a_failed_reclaim_does_not_fail_the_write_that_ran_it(
     put(store, "rewritten", b"last")
     assert "0" not in log_files(tmp_path)  # cleaned once it could be read
     assert contents(store) == {"kept": b"k" * 500, "rewritten": b"last"}
-    store.close()
-    assert contents(ObjectStore(tmp_path)) == {"kept": b"k" * 500, "rewritten": b"last"}
+    assert contents_after_restart(store, tmp_path) == {"kept": b"k" * 500, "rewritten": b"last"}
