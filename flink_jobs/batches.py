@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Fields of a batch row (``RecordBatches.BATCH_TYPE``).
 BATCH_FIELDS = ("topic", "partition", "first_offset", "count", "max_timestamp", "records")
@@ -27,8 +27,7 @@ class BatchFormatError(ValueError):
     """Bytes that do not follow the batch layout (a connector and job built from different code)."""
 
 
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
+class BatchRecord(NamedTuple):
     """One Kafka record of a source batch."""
 
     offset: int

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Source(StrEnum):
@@ -15,8 +14,10 @@ class Source(StrEnum):
     PAYMENT = "PAYMENT"
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredEvent:
+class ScoredEvent(NamedTuple):
+    """Immutable, and a tuple rather than a frozen dataclass: one is built per scored event, and a
+    frozen dataclass's ``__init__`` sets each of these 16 fields through ``object.__setattr__``."""
+
     source: Source
     event_id: str
     #: The state key: the card for card transactions, the debtor account for payments.

@@ -9,8 +9,7 @@ compacted ``fraud.rules`` topic.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fraud.events import ScoredEvent, Source, from_card_transaction, from_payment
 from fraud.rules import DEFAULT_RULES, Rule, RuleSet
@@ -29,8 +28,7 @@ RULES_TOPIC = "fraud.rules"
 DEFAULT_ALERT_THRESHOLD = 0.5
 
 
-@dataclass(frozen=True)
-class Outputs:
+class Outputs(NamedTuple):
     verdict: Verdict
     #: The ``transactions.scored`` record (every event).
     scored: dict[str, Any]

@@ -55,7 +55,10 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Severity).index(self)
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 
 
 # What each kind reads; a rule missing one of these is rejected when it is loaded.
@@ -216,9 +219,9 @@ class RuleSet:
         """A tombstone on the compacted topic deletes the rule."""
         return replace(self, rules={k: v for k, v in self.rules.items() if k != rule_id})
 
-    def for_source(self, source: Source) -> list[Rule]:
+    def for_source(self, source: Source) -> tuple[Rule, ...]:
         """The enabled rules for ``source``, by rule id."""
-        return list(self._by_source[source])
+        return self._by_source[source]
 
     # Cached per rule set (a new set is built on every change): both are read for every event.
     @cached_property

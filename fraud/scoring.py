@@ -7,11 +7,11 @@ can raise an alert. The state is updated after scoring: an event never counts as
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from fraud.events import ScoredEvent
 from fraud.rules import Rule, RuleKind, RuleSet, Severity
@@ -19,10 +19,10 @@ from fraud.state import KeyState
 
 #: Alert ids derive from the event and the rule set, so a replayed event yields the same alert id.
 _ALERT_NAMESPACE = uuid.UUID("5b2f0c1e-7d4a-4c3e-9a51-2f8e6b0d9c17")
+_ALERT_NAMESPACE_BYTES = _ALERT_NAMESPACE.bytes
 
 
-@dataclass(frozen=True)
-class RuleHit:
+class RuleHit(NamedTuple):
     rule_id: str
     version: int
     score: float
@@ -31,23 +31,17 @@ class RuleHit:
     features: dict[str, float]
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
+    """One per event, so a tuple like :class:`ScoredEvent` (cheaper to build than a frozen dataclass)."""
+
     event: ScoredEvent
     hits: tuple[RuleHit, ...]
+    #: The hits' scores combined (:func:`combined_score`).
+    score: float
     rule_set_version: str
     #: The event was older than the watermark when scored (still scored; flagged for review).
-    late: bool = False
-    features: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def score(self) -> float:
-        if not self.hits:  # most events
-            return 0.0
-        remaining = 1.0
-        for hit in self.hits:
-            remaining *= 1.0 - hit.score
-        return round(1.0 - remaining, 6)
+    late: bool
+    features: dict[str, float]
 
     @property
     def severity(self) -> Severity:
@@ -59,6 +53,16 @@ class Verdict:
         return bool(self.hits) and self.score >= threshold
 
 
+def combined_score(hits: tuple[RuleHit, ...]) -> float:
+    """The noisy-OR of the hits' scores, rounded to 6 places (0.0 without hits)."""
+    if not hits:  # most events
+        return 0.0
+    remaining = 1.0
+    for hit in hits:
+        remaining *= 1.0 - hit.score
+    return round(1.0 - remaining, 6)
+
+
 def score_event(
     state: KeyState, event: ScoredEvent, rules: RuleSet, *, watermark_ms: int | None = None
 ) -> Verdict:
@@ -68,17 +72,18 @@ def score_event(
         hit = _DETECTORS[rule.kind](rule, state, event)
         if hit is not None:
             hits.append(hit)
-    features = {name: value for hit in hits for name, value in hit.features.items()}
+    features = {name: value for hit in hits for name, value in hit.features.items()} if hits else {}
     state.add(event)
     late = watermark_ms is not None and event.event_time_ms < watermark_ms
-    return Verdict(event, tuple(hits), rules.version, late, features)
+    found = tuple(hits)
+    return Verdict(event, found, combined_score(found), rules.version, late, features)
 
 
 def to_alert_record(verdict: Verdict, *, alert_time_ms: int) -> dict[str, Any]:
     """A ``fraud.alerts`` record (fraud_alert.avsc) for a verdict that alerts."""
     event = verdict.event
     return {
-        "alert_id": str(uuid.uuid5(_ALERT_NAMESPACE, f"{event.event_id}/{verdict.rule_set_version}")),
+        "alert_id": alert_id(event.event_id, verdict.rule_set_version),
         "source": event.source.value,
         "source_event_id": event.event_id,
         "customer_id": event.customer_id,
@@ -96,6 +101,17 @@ def to_alert_record(verdict: Verdict, *, alert_time_ms: int) -> dict[str, Any]:
         "features": dict(verdict.features),
         "late": verdict.late,
     }
+
+
+def alert_id(event_id: str, rule_set_version: str) -> str:
+    """``str(uuid.uuid5(_ALERT_NAMESPACE, f"{event_id}/{rule_set_version}"))``, in a third of the
+    time: the bytes are hashed and marked as ``uuid5`` does, without building a ``UUID``."""
+    name = f"{event_id}/{rule_set_version}".encode()
+    digest = bytearray(hashlib.sha1(_ALERT_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 # -- detectors: one per rule kind; None when the rule does not fire -----------------------------

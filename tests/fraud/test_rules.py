@@ -65,7 +65,7 @@ def test_newer_versions_replace_older_ones_in_any_order() -> None:
 
 def test_disabled_rules_never_apply() -> None:
     rules = RuleSet.of([Rule.from_record(record(enabled=False))])
-    assert rules.for_source(Source.CARD) == []
+    assert rules.for_source(Source.CARD) == ()
 
 
 def test_default_rule_book_is_valid_and_covers_every_injected_pattern() -> None:

@@ -6,6 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
+import uuid
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from fraud import DEFAULT_RULES, KeyState, RuleSet, ScoredEvent, Source, score_event, to_alert_record
+from fraud import DEFAULT_RULES, KeyState, RuleSet, ScoredEvent, Source, score_event, scoring, to_alert_record
 from fraud.events import from_card_transaction, from_payment
 from fraud.rules import Rule, RuleKind, RuleScope, Severity
+from fraud.scoring import alert_id
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 T0 = 1_763_800_000_000  # ms
@@ -177,6 +179,14 @@ def test_alert_records_match_the_schema_and_are_deterministic() -> None:
     assert again["alert_id"] == record["alert_id"]
 
 
+@pytest.mark.parametrize("event_id", ["3f2b8c1e-7d4a-4c3e-9a51-2f8e6b0d9c17", "", "café/€/𝄞", "x" * 300])
+def test_alert_ids_are_the_uuid5_of_event_and_rule_set(event_id: str) -> None:
+    # Computed without uuid.UUID (a third of its time): the same text as uuid5 gives.
+    expected = uuid.uuid5(scoring._ALERT_NAMESPACE, f"{event_id}/{RULES.version}")
+    assert alert_id(event_id, RULES.version) == str(expected)
+    assert uuid.UUID(alert_id(event_id, "v2")).version == 5
+
+
 def test_a_new_rule_version_changes_the_verdict() -> None:
     stricter = replace(RULES.rules["card-testing"], version=2, max_count=2)
     state_a, state_b = KeyState(), KeyState()
@@ -214,7 +224,7 @@ def test_a_blocklist_rule_fires_on_the_listed_merchant_categories_only() -> None
                      parameters={"mccs": "7995, 5967"})  # fmt: skip
     rules = RuleSet.of([blocklist])
     for mcc, fires in (("7995", True), ("5967", True), ("5411", False), ("799", False)):
-        event = replace(card("10.00", T0), mcc=mcc)
+        event = card("10.00", T0)._replace(mcc=mcc)
         assert ("mcc-block" in fired(score_event(KeyState(), event, rules))) is fires, mcc
 
 
