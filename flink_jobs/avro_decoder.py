@@ -45,6 +45,27 @@ class _Unsupported(Exception):
     """A schema construct left to fastavro."""
 
 
+#: The zigzag value of each one-byte varint; None for a first byte that another follows.
+_ZIGZAG: tuple[int | None, ...] = tuple((b >> 1) ^ -(b & 1) if b < 0x80 else None for b in range(256))
+#: The length a one-byte varint gives; -1 for a negative one or a first byte that another follows.
+_LENGTH: tuple[int, ...] = tuple(b >> 1 if b < 0x80 and not b & 1 else -1 for b in range(256))
+
+
+def long_at(buf: bytes, pos: int) -> tuple[int, int]:
+    """The zigzag varint at ``buf[pos]`` and the position after it."""
+    first = buf[pos]
+    value, pos = varint_tail(buf, pos + 1, first) if first > 0x7F else (first, pos + 1)
+    return (value >> 1) ^ -(value & 1), pos
+
+
+def length_at(buf: bytes, pos: int) -> tuple[int, int]:
+    """A length (a varint that may not be negative) and the position after it."""
+    size, pos = long_at(buf, pos)
+    if size < 0:
+        raise AvroDecodeError("negative length")
+    return size, pos
+
+
 def varint_tail(buf: bytes, pos: int, first: int) -> tuple[int, int]:
     """The unsigned varint whose first byte (already read, > 0x7F) is ``first``; ``buf[pos]`` is
     the second byte. Returns (value, position after it)."""
@@ -86,16 +107,18 @@ class _Compiler:
         self.lines.append("    " * indent + line)
 
     def long(self, target: str, indent: int) -> None:
-        self.emit(indent, f"{target} = buf[pos]")
-        self.emit(indent, "pos += 1")
-        self.emit(indent, f"if {target} > 127: {target}, pos = _tail(buf, pos, {target})")
-        self.emit(indent, f"{target} = ({target} >> 1) ^ -({target} & 1)")
+        # Most varints are one byte: its value by table lookup, longer ones by a call.
+        self.emit(indent, f"{target} = _ZIGZAG[buf[pos]]")
+        self.emit(indent, f"if {target} is None: {target}, pos = _long(buf, pos)")
+        self.emit(indent, "else: pos += 1")
 
-    def raw_bytes(self, target: str, indent: int) -> None:
+    def raw_bytes(self, target: str, indent: int, then: str = "") -> None:
+        """``buf[pos:pos + length]`` after its length, with ``then`` applied (``.decode()``)."""
         size = self.name("n")
-        self.long(size, indent)
-        self.emit(indent, f"if {size} < 0: raise _Error('negative length')")
-        self.emit(indent, f"{target} = buf[pos:pos + {size}]")
+        self.emit(indent, f"{size} = _LENGTH[buf[pos]]")
+        self.emit(indent, f"if {size} < 0: {size}, pos = _length(buf, pos)")
+        self.emit(indent, "else: pos += 1")
+        self.emit(indent, f"{target} = buf[pos:pos + {size}]{then}")
         self.emit(indent, f"pos += {size}")
 
     def value(self, schema: Any, target: str, indent: int) -> None:
@@ -152,8 +175,7 @@ class _Compiler:
             self.emit(indent, f"{target} = {unpack}(buf, pos)[0]")
             self.emit(indent, f"pos += {4 if kind == 'float' else 8}")
         elif kind == "string":
-            self.raw_bytes(target, indent)
-            self.emit(indent, f"{target} = {target}.decode()")
+            self.raw_bytes(target, indent, ".decode()")
             if logical == "uuid" and self.plain:  # canonical text as is; anything else as str(UUID)
                 self.emit(indent, f"if not _canonical_uuid({target}): {target} = str(_UUID({target}))")
             elif logical == "uuid":
@@ -253,7 +275,10 @@ def compile_decoder(schema_text: str, *, plain: bool = False) -> Decoder:
         ]
     )
     namespace: dict[str, Any] = {
-        "_tail": varint_tail,
+        "_ZIGZAG": _ZIGZAG,
+        "_LENGTH": _LENGTH,
+        "_long": long_at,
+        "_length": length_at,
         "_Error": AvroDecodeError,
         "_EPOCH": _EPOCH,
         "_timedelta": dt.timedelta,

@@ -114,6 +114,18 @@ def test_primitives(kind: str) -> None:
     assert_same(fastavro_decode(text, body), compile_decoder(text)(body, 0))
 
 
+def test_varints_either_side_of_the_one_byte_lookup() -> None:
+    # One-byte varints (longs -64..63, lengths 0..63) are read by table, longer ones by a call.
+    fields = [{"name": "n", "type": "long"}, {"name": "s", "type": "string"}, {"name": "b", "type": "bytes"}]
+    text = json.dumps({"type": "record", "name": "V", "fields": fields})
+    decode = compile_decoder(text)
+    for n in (-(2**63), -65, -64, -1, 0, 1, 63, 64, 8191, 8192, 2**63 - 1):
+        for size in (0, 1, 63, 64, 8191, 8192):
+            record = {"n": n, "s": "é" * (size // 2) + "x" * (size % 2), "b": b"\x80" * size}
+            body = encode(text, record)
+            assert_same(fastavro_decode(text, body), decode(body, 0))
+
+
 def test_logical_types_nested_records_unions_arrays_maps_enums_and_fixed() -> None:
     decimal = {"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": 4}
     fixed_decimal = {
