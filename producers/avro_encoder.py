@@ -97,6 +97,10 @@ class _Compiler:
         self.lines.append("    " * indent + line)
 
     def length(self, indent: int, n: str) -> None:
+        if not n.isidentifier():  # an expression such as len(b): evaluated once
+            size = self.name("n")
+            self.emit(indent, f"{size} = {n}")
+            n = size
         self.emit(indent, f"out += _V[{n}] if {n} < {_SMALL} else _varint({n})")
 
     def value(self, schema: Any, v: str, indent: int) -> None:
