@@ -37,6 +37,10 @@ class BatchRecord(NamedTuple):
     headers: tuple[tuple[str, bytes | None], ...]
 
 
+#: A BatchRecord from its fields in order, without the named tuple's Python-level ``__new__``.
+_new_record = tuple.__new__
+
+
 def records(packed: bytes) -> Iterator[BatchRecord]:
     """The records of a batch row's ``records`` field, in offset order."""
     view = memoryview(packed)
@@ -58,7 +62,7 @@ def records(packed: bytes) -> Iterator[BatchRecord]:
                     header, position = _read_bytes(packed, position)
                     pairs.append(((name or b"").decode(), header))
                 headers = tuple(pairs)
-            yield BatchRecord(offset, timestamp, key, value, headers)
+            yield _new_record(BatchRecord, (offset, timestamp, key, value, headers))
     except struct.error as exc:
         raise BatchFormatError(f"truncated record batch at byte {position} of {end}: {exc}") from None
 

@@ -197,8 +197,8 @@ def _new_country(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | N
 
 
 def _card_testing(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | None:
-    assert rule.threshold_amount is not None and rule.window_seconds and rule.max_count
-    small = float(rule.threshold_amount)
+    assert rule.threshold is not None and rule.window_seconds and rule.max_count
+    small = rule.threshold
     if float(event.amount) > small:
         return None
     count = 1 + len(state.burst(event.event_time_ms, rule.window_seconds * 1000, lambda a: a <= small))
@@ -209,8 +209,8 @@ def _card_testing(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | 
 
 
 def _structuring(rule: Rule, state: KeyState, event: ScoredEvent) -> RuleHit | None:
-    assert rule.threshold_amount is not None and rule.window_seconds and rule.max_count
-    ceiling = float(rule.threshold_amount)
+    assert rule.threshold is not None and rule.window_seconds and rule.max_count
+    ceiling = rule.threshold
     floor = ceiling * (1.0 - rule.number("band"))
 
     def near(amount: float) -> bool:

@@ -126,17 +126,22 @@ class KeyState:
 
     def add(self, event: ScoredEvent) -> None:
         amount = float(event.amount)
-        at = bisect.bisect_right(self.times, event.event_time_ms)
-        self.times.insert(at, event.event_time_ms)
-        self.amounts.insert(at, amount)
-        self.max_event_time_ms = max(self.max_event_time_ms, event.event_time_ms)
-        drop = max(
-            bisect.bisect_left(self.times, self.max_event_time_ms - MAX_WINDOW_MS),
-            len(self.times) - MAX_RECENT,
-        )
-        if drop > 0:
-            del self.times[:drop]
-            del self.amounts[:drop]
+        time_ms = event.event_time_ms
+        times, amounts = self.times, self.amounts
+        if not times or time_ms >= times[-1]:  # in order, as nearly every event arrives
+            times.append(time_ms)
+            amounts.append(amount)
+        else:
+            at = bisect.bisect_right(times, time_ms)
+            times.insert(at, time_ms)
+            amounts.insert(at, amount)
+        if time_ms > self.max_event_time_ms:
+            self.max_event_time_ms = time_ms
+        horizon = self.max_event_time_ms - MAX_WINDOW_MS
+        if times[0] < horizon or len(times) > MAX_RECENT:
+            drop = max(bisect.bisect_left(times, horizon), len(times) - MAX_RECENT)
+            del times[:drop]
+            del amounts[:drop]
 
         self.count += 1
         x = math.log1p(amount)
@@ -146,11 +151,15 @@ class KeyState:
 
         if event.latitude is not None and event.longitude is not None:
             last = self.last_location
-            if last is None or event.event_time_ms >= last.event_time_ms:
-                self.last_location = Location(event.latitude, event.longitude, event.event_time_ms)
+            if last is None or time_ms >= last.event_time_ms:
+                self.last_location = Location(event.latitude, event.longitude, time_ms)
         for seen, value in ((self.merchants, event.merchant_id), (self.countries, event.country),
                             (self.devices, event.device_id)):  # fmt: skip
-            if value is not None and _remember(seen, value, event.event_time_ms):
+            if value is None:
+                continue
+            first = seen.get(value)
+            if first is None or time_ms < first:  # new, or seen earlier than known: seldom
+                _remember(seen, value, time_ms)
                 self.seen_pickled = None
 
     # -- keyed state ---------------------------------------------------------------------------
