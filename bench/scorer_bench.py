@@ -5,11 +5,21 @@ encode, pack) over the fraud bench's seeded traffic, and pickles every changed s
 writes it back to Flink state. Only the schema registry runs (the embedded one, for the encoders'
 schema ids). Prints the cost per event after a warm-up that gives cards a history, and a digest of
 every output, so a change to the scorer can be checked for identical results as well as speed.
+
+The time an event swings with the machine's speed (by a quarter within minutes on the 2-core dev
+machine). Instructions hardly do: callgrind counts those of the timed part alone, whatever else
+runs on the machine, in a few minutes (a fixed hash seed keeps dictionaries laid out alike)::
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --toggle-collect=functools_reduce \
+        .venv/bin/python -m bench scorer --warm-up 20000 --events 5000
+
+and divide the ``Collected`` figure it prints by the events timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import pickle
 import statistics
@@ -60,28 +70,31 @@ def main() -> None:
                 state = states[key] = KeyState()
             return state
 
-        def run(selected: list[tuple[str, bytes, int]]) -> None:
-            for topic, packed, _ in selected:
-                out, changed = scorer.score(
-                    topic,
-                    0,
-                    packed,
-                    rules,
-                    watermark_ms=None,
-                    state_of=state_of,
-                    now_ms=0,  # a fixed clock: outputs comparable between runs
-                )
-                for state in changed.values():
-                    pickle.dumps(state.to_dict())  # what the job's write-back costs
-                digest.update(out.to_bytes())
+        def run(_: None, batch: tuple[str, bytes, int]) -> None:
+            topic, packed, _count = batch
+            out, changed = scorer.score(
+                topic,
+                0,
+                packed,
+                rules,
+                watermark_ms=None,
+                state_of=state_of,
+                now_ms=0,  # a fixed clock: outputs comparable between runs
+            )
+            for state in changed.values():
+                pickle.dumps(state.to_dict())  # what the job's write-back costs
+            digest.update(out.to_bytes())
 
         cut = _batch_holding(batches, args.warm_up)
-        run(batches[:cut])
+        for batch in batches[:cut]:
+            run(None, batch)
         remembered = [len(state.times) for state in states.values()]
         timed = batches[cut:]
         count = sum(n for _, _, n in timed)
         started = time.perf_counter()
-        run(timed)
+        # Only the timed batches run inside functools.reduce, so callgrind can count their
+        # instructions alone (module docstring): a figure the machine's speed does not move.
+        functools.reduce(run, timed, None)
         elapsed = time.perf_counter() - started
         print(
             f"scorer: {count:,} events after {sum(n for _, _, n in batches[:cut]):,} of warm-up, "
