@@ -159,7 +159,7 @@ class KeyState:
                 continue
             first = seen.get(value)
             if first is None or time_ms < first:  # new, or seen earlier than known: seldom
-                _remember(seen, value, time_ms)
+                _note_first_seen(seen, value, time_ms, new=first is None)
                 self.seen_pickled = None
 
     # -- keyed state ---------------------------------------------------------------------------
@@ -221,18 +221,12 @@ def _little_endian(values: array[Any]) -> bytes:
     return swapped.tobytes()
 
 
-def _remember(seen: dict[str, int], value: str, time_ms: int) -> bool:
-    """Record ``value`` as seen at ``time_ms``; whether ``seen`` changed."""
-    first = seen.get(value)
-    if first is not None:
-        if time_ms >= first:
-            return False
-        seen[value] = time_ms  # an event out of order
-        return True
-    if len(seen) >= MAX_SEEN:
+def _note_first_seen(seen: dict[str, int], value: str, time_ms: int, *, new: bool) -> None:
+    """Record ``value`` as first seen at ``time_ms``: a new value (the oldest sighting makes room
+    once the map is full), or one an out-of-order event shows was seen earlier."""
+    if new and len(seen) >= MAX_SEEN:
         del seen[min(seen, key=seen.__getitem__)]
     seen[value] = time_ms
-    return True
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
