@@ -443,13 +443,19 @@ def fraud_stack(
             publish_rules(settings, load_rule_file(DEFAULT_RULES_FILE))
             started = time.monotonic()
             job = runner.submit(settings, "fraud")
+            checkpoint_wait = (
+                "checkpoints unacknowledged records"
+                if fraud.sink_guarantee == "at-least-once" and not fraud.sink_flush_on_checkpoint
+                else "waits for acknowledgements"
+            )
             print(
                 f"job {job.job_id} running {time.monotonic() - started:.0f}s after submission; tuning: "
                 f"{fraud.python_execution_mode} mode, bundle {fraud.bundle_size} records / "
                 f"{fraud.bundle_time_ms} ms, "
                 f"buffer timeout {fraud.buffer_timeout_ms} ms, fetch wait {fraud.fetch_max_wait_ms} ms, "
                 f"sink {fraud.sink_guarantee}, linger {fraud.sink_linger_ms} ms, "
-                f"batch {fraud.sink_batch_bytes:,} B; gc freeze {fraud.freeze_gc}",
+                f"batch {fraud.sink_batch_bytes:,} B, {checkpoint_wait} at each checkpoint "
+                f"({settings.flink.checkpoint_interval_ms} ms); gc freeze {fraud.freeze_gc}",
                 flush=True,
             )
             yield settings
@@ -475,6 +481,7 @@ def main() -> None:
         "fetch-max-wait-ms",
         "sink-linger-ms",
         "sink-batch-bytes",
+        "sink-flush-on-checkpoint",
         "python-execution-mode",
         "sink-guarantee",
     ):
@@ -525,6 +532,7 @@ def main() -> None:
             "fetch_max_wait_ms",
             "sink_linger_ms",
             "sink_batch_bytes",
+            "sink_flush_on_checkpoint",
             "python_execution_mode",
             "sink_guarantee",
         )

@@ -233,6 +233,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
             # Send as records come (after the linger): latency. Exactly-once defers them to the
             # checkpoint barrier (visible at the commit either way; see KafkaSinkOptions).
             defer_sends=fraud.sink_guarantee == "exactly-once",
+            flush_on_checkpoint=fraud.sink_flush_on_checkpoint,
             properties={"linger.ms": str(fraud.sink_linger_ms), "batch.size": str(fraud.sink_batch_bytes)},
         ),
     )

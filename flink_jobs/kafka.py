@@ -118,6 +118,10 @@ class KafkaSinkOptions:
     #: only from the barrier to the commit.
     defer_sends: bool = True
     max_buffered_records: int = 100_000
+    #: At-least-once: wait at each checkpoint barrier until every record sent is acknowledged (the
+    #: task processes nothing meanwhile). False keeps the unacknowledged records in the checkpoint
+    #: instead, sent again on restore: no wait, the same guarantee.
+    flush_on_checkpoint: bool = True
     #: Extra Java producer settings, e.g. {"transaction.timeout.ms": "900000"}.
     properties: Mapping[str, str] = field(default_factory=dict)
 
@@ -328,6 +332,7 @@ def kafka_sink(settings: Settings, options: KafkaSinkOptions) -> Any:
         builder.setTransactionalIdPrefix(options.transactional_id_prefix)
     builder.setDeferSends(options.defer_sends)
     builder.setMaxBufferedRecords(options.max_buffered_records)
+    builder.setFlushOnCheckpoint(options.flush_on_checkpoint)
     return Sink(builder.build())
 
 

@@ -10,12 +10,14 @@ end offsets are never used (Tansu reports them too low): reads stop when the exp
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -358,3 +360,64 @@ def test_kill_and_restore_from_retained_checkpoint_loses_nothing_and_exactly_onc
     guard = json.loads(guard_stats.read_text())
     for counter in ("transactions_fenced", "aborted_transactions_listed"):
         assert guard.get(counter, 0) > guard_before.get(counter, 0), (counter, guard_before, guard)
+
+
+def broker_process(stack: RunningStack) -> psutil.Process:
+    """Tansu itself, behind the broker guard (the stack's "kafka" component runs both)."""
+    status = json.loads(stack.cli("status", "--json").stdout)
+    guard = next(c for c in status["components"] if c["name"] == "kafka")
+    return next(p for p in psutil.Process(guard["pid"]).children(recursive=True) if "tansu" in p.name())
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_at_least_once_without_the_checkpoint_wait_keeps_unacknowledged_records_in_the_checkpoint(
+    embedded_stack: RunningStack, bootstrap: str, tmp_path: Path
+) -> None:
+    """With ``flush: false`` a checkpoint completes while the broker acknowledges nothing (Tansu
+    stopped with SIGSTOP behind the guard, so the sink's sends hang), holding the records sent and
+    not acknowledged; the job killed then and restored from that checkpoint sends them again first,
+    and every input record reaches the output. (Waiting at the checkpoint, no checkpoint could
+    complete while the broker is stopped.)"""
+    source, out = unique("inflight-in"), unique("inflight-out")
+    create_topics(bootstrap, source, out)
+    sent = produce(bootstrap, source, 240)
+    expected = {(s.partition, s.offset) for s in sent}
+    # A slow job (25 ms a record): records are still being processed and sent when the broker stops.
+    pipeline = {
+        "topics": [source],
+        "output_topic": out,
+        "guarantee": "at-least-once",
+        "flush": False,
+        "delay_ms": 25,
+    }
+    checkpoints = tmp_path / "checkpoints"
+    tansu = broker_process(embedded_stack)
+    with running_job(embedded_stack, tmp_path, [pipeline], name="first", checkpoint_interval_ms=500) as job:
+        read_all(bootstrap, out, until=lambda rs: len(rs) >= 20, timeout=JOB_START_TIMEOUT)
+        tansu.suspend()
+        try:
+            stopped_at = time.time()
+
+            def completed_while_stopped() -> bool:
+                done = completed_checkpoints(checkpoints)
+                return any((c / "_metadata").stat().st_mtime > stopped_at + 1.0 for c in done)
+
+            wait_for(completed_while_stopped, 60, "a checkpoint completed while the broker was stopped")
+            job.assert_running()
+            job.kill()
+        finally:
+            tansu.resume()
+    latest = completed_checkpoints(checkpoints)[-1]
+    with running_job(
+        embedded_stack, tmp_path, [pipeline], restore_from=latest, name="restored", checkpoint_interval_ms=500
+    ) as job:
+        records = read_all(
+            bootstrap, out, until=lambda rs: {position(r) for r in rs} >= expected, timeout=JOB_START_TIMEOUT
+        )
+        job.assert_running()
+        logs = "\n".join(log.read_text(errors="replace") for log in job.log_dir.glob("*.log"))
+    assert {position(r) for r in records} == expected
+    resent = re.search(r"Sending (\d+) records again that were unacknowledged", logs)
+    assert resent is not None, "the restored writer sent nothing from the checkpoint"
+    assert int(resent.group(1)) > 0

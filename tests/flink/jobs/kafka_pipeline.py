@@ -8,9 +8,11 @@ offset, timestamp, key, value, headers; bytes as hex), its key and headers are c
     python kafka_pipeline.py --checkpoint-dir DIR [--restore-from CHK] --pipeline JSON ...
 
 Pipeline JSON keys: topics, output_topic, starting_offsets ("earliest" | "latest" | "committed" |
-{"timestamp_ms": N}), group_id, guarantee, prefix, defer (bool), discovery_ms, isolation_level,
-batches (bool: the source's batch mode, keyed by partition, a keyed Python function packing its
-outputs, then the connector's Unbatch; each value then also names the batch's key).
+{"timestamp_ms": N}), group_id, guarantee, prefix, defer (bool), flush (bool, at-least-once: wait
+for acknowledgements at each checkpoint, or keep the unacknowledged records in it), discovery_ms,
+isolation_level, delay_ms (per record, in the Python map: a slow job), batches (bool: the source's
+batch mode, keyed by partition, a keyed Python function packing its outputs, then the connector's
+Unbatch; each value then also names the batch's key).
 Settings (the broker) come from RIVERBANK_* variables, as for every Riverbank program.
 """
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,6 +85,14 @@ class DescribeBatch(KeyedProcessFunction):  # type: ignore[misc]
         yield out.to_bytes()
 
 
+def slowly(delay_ms: float) -> Callable[[Row], Row]:
+    def describe_slowly(row: Row) -> Row:
+        time.sleep(delay_ms / 1000)
+        return describe(row)
+
+    return describe_slowly
+
+
 def starting(spec: Any) -> Any:
     if isinstance(spec, dict):
         return datetime.fromtimestamp(spec["timestamp_ms"] / 1000, tz=UTC)
@@ -135,6 +147,7 @@ def main() -> None:
                 delivery_guarantee=spec.get("guarantee", "at-least-once"),
                 transactional_id_prefix=spec.get("prefix"),
                 defer_sends=spec.get("defer", True),
+                flush_on_checkpoint=spec.get("flush", True),
             ),
         )
         watermarks = watermark_strategy(timedelta(seconds=1), idleness=timedelta(seconds=5))
@@ -144,7 +157,8 @@ def main() -> None:
             described = unbatched(packed.name(f"describe-{index}"))
         else:
             rows = env.from_source(source, watermarks, f"kafka-{index}", source_row_type())
-            described = rows.map(describe, output_type=sink_row_type()).name(f"describe-{index}")
+            mapper = slowly(spec["delay_ms"]) if spec.get("delay_ms") else describe
+            described = rows.map(mapper, output_type=sink_row_type()).name(f"describe-{index}")
         described.sink_to(sink).name(f"sink-{index}")
     env.execute("riverbank-connector-test")
 

@@ -30,9 +30,13 @@ import com.riverbank.flink.kafka.KafkaRows;
 /**
  * Writes rows to Kafka.
  *
- * <p>AT_LEAST_ONCE / NONE: one idempotent producer; {@link #flush} (called by Flink before every
+ * <p>AT_LEAST_ONCE / NONE: one producer. By default {@link #flush} (called by Flink before every
  * checkpoint barrier) waits for every send to be acknowledged, so a completed checkpoint never
- * covers an unacknowledged record. NONE behaves the same here.
+ * covers an unacknowledged record; the task processes nothing meanwhile. Without that wait
+ * ({@code flushOnCheckpoint} false) the writer keeps the records sent and not yet acknowledged
+ * ({@link InFlightRecords}) and {@link #snapshotState} puts them in the checkpoint, so a completed
+ * checkpoint covers each record before its barrier either as acknowledged or as state; a writer
+ * restored from it sends them again before anything else. NONE behaves the same here.
  *
  * <p>EXACTLY_ONCE: one transaction per checkpoint interval under the transactional id
  * {@code <prefix>-<subtask>-<checkpoint id>}, where the id is that of the first checkpoint that can
@@ -64,6 +68,8 @@ final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>
     private final boolean exactlyOnce;
     private final Callback callback;
     private volatile Exception asyncError;
+    /** At-least-once without the wait at checkpoints: the records the broker has not acknowledged. */
+    private final InFlightRecords inFlight;
 
     private KafkaProducer<byte[], byte[]> producer;
     private String transactionalId;
@@ -75,6 +81,7 @@ final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>
         this.sink = sink;
         this.subtask = context.getTaskInfo().getIndexOfThisSubtask();
         this.exactlyOnce = sink.deliveryGuarantee() == DeliveryGuarantee.EXACTLY_ONCE;
+        this.inFlight = exactlyOnce || sink.flushOnCheckpoint() ? null : new InFlightRecords();
         this.callback = (metadata, error) -> {
             if (error != null && asyncError == null) {
                 asyncError = error;
@@ -102,6 +109,22 @@ final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>
             }
             producer = new KafkaProducer<>(sink.clientConfig().toProperties(extra));
         }
+        sendRestored(restored);
+    }
+
+    /** Records that were unacknowledged at the restored checkpoint go out first, in their order. */
+    private void sendRestored(Collection<KafkaWriterState> restored) {
+        int count = 0;
+        for (KafkaWriterState state : restored) {
+            for (ProducerRecord<byte[], byte[]> record : state.unacknowledged()) {
+                send(record);
+                count++;
+            }
+        }
+        if (count > 0) {
+            LOG.info("Sending {} records again that were unacknowledged at the restored checkpoint ({})",
+                    count, sink.describe());
+        }
     }
 
     private String idFor(String prefix, int owner, long checkpointId) {
@@ -114,6 +137,9 @@ final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>
         Set<String> owners = new LinkedHashSet<>();
         owners.add(sink.transactionalIdPrefix() + "\u0000" + subtask);
         for (KafkaWriterState state : restored) {
+            if (state.transactionalIdPrefix().isEmpty()) {
+                continue; // an at-least-once writer's state: no transactions
+            }
             boolean otherPrefix = !state.transactionalIdPrefix().equals(sink.transactionalIdPrefix());
             if (otherPrefix || state.subtask() >= parallelism || state.subtask() == subtask) {
                 owners.add(state.transactionalIdPrefix() + "\u0000" + state.subtask());
@@ -152,16 +178,21 @@ final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>
     @Override
     public void write(Row row, Context context) throws IOException {
         checkAsyncError();
+        send(KafkaRows.toRecord(row, sink.defaultTopic(), context.timestamp()));
+    }
+
+    private void send(ProducerRecord<byte[], byte[]> record) {
         if (producer == null) {
             openTransaction(nextTransactionCheckpoint);
         }
-        ProducerRecord<byte[], byte[]> record = KafkaRows.toRecord(row, sink.defaultTopic(), context.timestamp());
         transactionHasRecords = true;
         if (exactlyOnce && sink.deferSends()) {
             deferred.add(record);
             if (deferred.size() >= sink.maxBufferedRecords()) {
                 sendDeferred(); // in order, before anything newer
             }
+        } else if (inFlight != null) {
+            producer.send(record, inFlight.add(record, callback));
         } else {
             producer.send(record, callback);
         }
@@ -178,7 +209,9 @@ final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>
     public void flush(boolean endOfInput) throws IOException {
         if (producer != null) {
             sendDeferred();
-            producer.flush();
+            if (inFlight == null || endOfInput) {
+                producer.flush();
+            }
         }
         checkAsyncError();
     }
@@ -210,7 +243,10 @@ final class KafkaSinkWriter implements StatefulSinkWriter<Row, KafkaWriterState>
     @Override
     public List<KafkaWriterState> snapshotState(long checkpointId) {
         if (!exactlyOnce) {
-            return Collections.emptyList();
+            if (inFlight == null) {
+                return Collections.emptyList();
+            }
+            return Collections.singletonList(new KafkaWriterState("", subtask, inFlight.snapshot()));
         }
         if (producer == null) {
             openTransaction(checkpointId + 1);

@@ -32,8 +32,10 @@ public final class RiverbankKafkaSink
     private final String transactionalIdPrefix;
     private final boolean deferSends;
     private final int maxBufferedRecords;
+    private final boolean flushOnCheckpoint;
 
     private RiverbankKafkaSink(Builder b) {
+        this.flushOnCheckpoint = b.flushOnCheckpoint;
         this.deferSends = b.deferSends;
         this.maxBufferedRecords = b.maxBufferedRecords;
         this.clientConfig = b.clientConfig;
@@ -96,6 +98,10 @@ public final class RiverbankKafkaSink
         return maxBufferedRecords;
     }
 
+    boolean flushOnCheckpoint() {
+        return flushOnCheckpoint;
+    }
+
     String describe() {
         return "topic " + defaultTopic + " on " + clientConfig.bootstrapServers() + ", " + deliveryGuarantee;
     }
@@ -108,6 +114,7 @@ public final class RiverbankKafkaSink
         private String transactionalIdPrefix;
         private boolean deferSends = true;
         private int maxBufferedRecords = 100_000;
+        private boolean flushOnCheckpoint = true;
 
         /**
          * Exactly-once only: hold rows until the checkpoint barrier and send them into the
@@ -121,6 +128,17 @@ public final class RiverbankKafkaSink
         /** With deferred sends, rows beyond this many per checkpoint interval are sent at once. */
         public Builder setMaxBufferedRecords(int max) {
             maxBufferedRecords = max;
+            return this;
+        }
+
+        /**
+         * At-least-once only. true (the default): wait at each checkpoint barrier until the broker
+         * has acknowledged every record sent, the task processing nothing meanwhile. false: keep
+         * the unacknowledged records in the checkpoint instead and send them again on restore
+         * (see {@link KafkaSinkWriter}).
+         */
+        public Builder setFlushOnCheckpoint(boolean flush) {
+            flushOnCheckpoint = flush;
             return this;
         }
 
