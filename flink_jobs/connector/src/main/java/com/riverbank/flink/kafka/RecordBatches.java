@@ -110,7 +110,8 @@ public final class RecordBatches {
         return size;
     }
 
-    private static void writeBytes(DataOutputStream out, byte[] bytes) throws IOException {
+    /** Length-prefixed bytes, -1 for null: also the layout of the sink's checkpointed records. */
+    public static void writeBytes(DataOutputStream out, byte[] bytes) throws IOException {
         if (bytes == null) {
             out.writeInt(-1);
         } else {

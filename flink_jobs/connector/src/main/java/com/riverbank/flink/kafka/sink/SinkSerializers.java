@@ -13,6 +13,8 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 
+import com.riverbank.flink.kafka.RecordBatches;
+
 /** Checkpoint formats of the sink: committables version 1, writer states version 2. */
 final class SinkSerializers {
     private SinkSerializers() {}
@@ -97,13 +99,13 @@ final class SinkSerializers {
             if (record.timestamp() != null) {
                 out.writeLong(record.timestamp());
             }
-            writeBytes(out, record.key());
-            writeBytes(out, record.value());
+            RecordBatches.writeBytes(out, record.key());
+            RecordBatches.writeBytes(out, record.value());
             Header[] headers = record.headers().toArray();
             out.writeInt(headers.length);
             for (Header header : headers) {
                 out.writeUTF(header.key());
-                writeBytes(out, header.value());
+                RecordBatches.writeBytes(out, header.value());
             }
         }
 
@@ -120,13 +122,6 @@ final class SinkSerializers {
             }
             return new ProducerRecord<>(
                     topic, partition == NONE ? null : partition, timestamp, key, value, headers);
-        }
-
-        private static void writeBytes(DataOutputStream out, byte[] bytes) throws IOException {
-            out.writeInt(bytes == null ? NONE : bytes.length);
-            if (bytes != null) {
-                out.write(bytes);
-            }
         }
 
         private static byte[] readBytes(DataInputStream in) throws IOException {
