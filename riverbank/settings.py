@@ -313,7 +313,7 @@ class FraudSettings(_Section):
     #: and Tansu from 45-50% to 18% of a core). Below the linger's worth of records it changes nothing.
     sink_batch_bytes: int = Field(default=262_144, ge=1)
     #: At-least-once sink: wait at each checkpoint until the broker has acknowledged every record
-    #: sent, the scoring task stopped meanwhile (10-136 ms a checkpoint on the s3-backed broker at
+    #: sent, the scoring task stopped meanwhile (8-136 ms a checkpoint on the s3-backed broker at
     #: 2,000 events/s, every 2 s), or (False) keep the unacknowledged records in the checkpoint and
     #: send them again on restore: the same guarantee without the stop (ARCHITECTURE.md, "The
     #: sink's checkpoint wait").

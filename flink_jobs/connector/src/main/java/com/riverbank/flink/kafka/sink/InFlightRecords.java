@@ -15,12 +15,12 @@ import org.apache.kafka.clients.producer.ProducerRecord;
  * acknowledgement. A snapshot taken on the task thread holds every record added before it and not
  * acknowledged by then, and possibly some acknowledged while it was being taken: at-least-once.
  */
-public final class InFlightRecords {
+final class InFlightRecords {
     private final Map<Long, ProducerRecord<byte[], byte[]>> records = new ConcurrentHashMap<>();
     private long next; // task thread only
 
     /** Tracks {@code record} until the returned callback sees it acknowledged. */
-    public Callback add(ProducerRecord<byte[], byte[]> record, Callback onError) {
+    Callback add(ProducerRecord<byte[], byte[]> record, Callback onError) {
         long sequence = next++;
         records.put(sequence, record);
         return (metadata, error) -> {
@@ -33,7 +33,7 @@ public final class InFlightRecords {
     }
 
     /** The records not acknowledged yet, oldest first. */
-    public List<ProducerRecord<byte[], byte[]>> snapshot() {
+    List<ProducerRecord<byte[], byte[]>> snapshot() {
         // A weakly consistent iteration: it returns every entry that is not removed meanwhile.
         Long[] sequences = records.keySet().toArray(new Long[0]);
         Arrays.sort(sequences);
@@ -45,9 +45,5 @@ public final class InFlightRecords {
             }
         }
         return pending;
-    }
-
-    public int size() {
-        return records.size();
     }
 }
