@@ -42,6 +42,7 @@ import psutil
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.fraud_traffic import Batch, Writer, generate, quality
+from bench.stalls import CheckpointWatcher, SlowAlert, stall_report
 from flink_jobs import runner
 from flink_jobs.avro import RegistryConfig, decode
 from flink_jobs.rules_topic import DEFAULT_RULES_FILE, load_rule_file, publish_rules
@@ -153,7 +154,10 @@ class Bench:
     arrivals: Arrivals
     writer: Writer
     next_start_ms: int
+    checkpoints: CheckpointWatcher
     seed: int = 1000
+    #: The issue's p99 target: alerts slower than this are grouped into episodes.
+    slow_alert_ms: int = 100
 
     def batch(self, count: int, fraud_rate: float = 0.02) -> Batch:
         self.seed += 1
@@ -242,6 +246,7 @@ class Bench:
             f"p99 {percentile(outbound, 0.99):.0f} ms"
         )
         print(f"  produce->alert p99 by quarter of the phase: {self._quarters(warm)}")
+        print(self._stalls(warm))
         print(produces)
         print(lag)
         print(cpu)
@@ -256,6 +261,18 @@ class Bench:
             part = [alerts[i][0] - sent_ms[i] for i in ids[start : start + size] if i in alerts]
             parts.append(f"{percentile(part, 0.99):.0f}")
         return " / ".join(parts) + " ms"
+
+    def _stalls(self, ids: list[str]) -> str:
+        sent_ms, scored_at, alerts = self.writer.sent_ms, self.arrivals.scored_at, self.arrivals.alerts
+        slow = [
+            SlowAlert(sent_ms[i], scored_at[i], alerts[i][0])
+            for i in ids
+            if i in alerts and i in scored_at and alerts[i][0] - sent_ms[i] > self.slow_alert_ms
+        ]
+        start = sent_ms[ids[0]]
+        end = max((alerts[i][0] for i in ids if i in alerts), default=start)
+        seen = [c for c in self.checkpoints.checkpoints() if start - 10_000 <= c.trigger_ms <= end]
+        return stall_report(slow, seen, start, self.slow_alert_ms)
 
     def throughput(self, count: int) -> None:
         batch = self.batch(count)
@@ -402,7 +419,7 @@ def guard_report(state_dir: str) -> None:
 @contextmanager
 def fraud_stack(
     overrides: dict[str, str], broker_storage: str, retention_ms: int, fetch_tail_bytes: int | None
-) -> Iterator[Settings]:
+) -> Iterator[tuple[Settings, str]]:
     extra_env = {"RIVERBANK_STACK__BROKER_RETENTION_CHECK_S": "5"}
     if fetch_tail_bytes is not None:
         extra_env["RIVERBANK_STACK__BROKER_FETCH_TAIL_BYTES"] = str(fetch_tail_bytes)
@@ -458,7 +475,7 @@ def fraud_stack(
                 f"({settings.flink.checkpoint_interval_ms} ms); gc freeze {fraud.freeze_gc}",
                 flush=True,
             )
-            yield settings
+            yield settings, job.job_id
 
 
 def main() -> None:
@@ -552,7 +569,8 @@ def main() -> None:
         f"parallelism {args.parallelism or 'from settings'}; "
         f"load generator linger {args.producer_linger_ms} ms; topics keep {kept}"
     )
-    with fraud_stack(overrides, args.broker_storage, retention_ms, args.fetch_tail_bytes) as settings:
+    stack = fraud_stack(overrides, args.broker_storage, retention_ms, args.fetch_tail_bytes)
+    with stack as (settings, job_id):
         arrivals = Arrivals(
             settings,
             scored_fetch_wait_ms=args.scored_fetch_wait_ms,
@@ -562,8 +580,12 @@ def main() -> None:
         print(f"checker: alerts read with a {alerts_wait} ms fetch wait, scored records {scored_wait} ms")
         thread = threading.Thread(target=arrivals.run, daemon=True)
         thread.start()
+        checkpoints = CheckpointWatcher(settings, job_id)
+        watcher = threading.Thread(target=checkpoints.run, daemon=True)
+        watcher.start()
         writer = Writer(settings, linger_ms=args.producer_linger_ms)
-        bench = Bench(settings, arrivals, writer, next_start_ms=int(time.time() * 1000) - 3_600_000)
+        start_ms = int(time.time() * 1000) - 3_600_000
+        bench = Bench(settings, arrivals, writer, next_start_ms=start_ms, checkpoints=checkpoints)
         try:
             bench.quality(args.quality_events)
             for rate in (int(r) for r in args.rates.split(",")):
@@ -573,6 +595,7 @@ def main() -> None:
             guard_report(str(settings.stack.state_dir))
         finally:
             arrivals.stop.set()
+            checkpoints.stop.set()
             thread.join(timeout=10)
             bench.writer.close()
 
