@@ -1,7 +1,7 @@
 """Where the fraud bench's slow alerts come from: episodes of them, set against the job's checkpoints.
 
-At 2,000 events/s about one event in ten raises an alert, so the p99 of a two-minute phase is the
-slowest couple of hundred alerts: a few stalls of a hundred milliseconds or more decide it. This
+At 2,000 events/s about one event in seven raises an alert, so the p99 of a two-minute phase is the
+slowest few hundred alerts: a few stalls of a hundred milliseconds or more decide it. This
 groups the slow alerts into episodes (alerts sent close together) and says, for each, where the
 time went (into the job or out of it, split at the scored record's ``scored_at``) and how far it
 started from a checkpoint trigger, so a stall that follows the checkpoints shows as such.
