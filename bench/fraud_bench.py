@@ -9,6 +9,8 @@ the fraud job with the settings' tuning (override with --bundle-size etc.), then
 - latency produce -> alert (p50/p99/max; the issue's measure) and produce -> scored record at each
   rate, paced for the run length (120 s each by default; --quick: 20 s), split at the scorer (the
   scored record's ``scored_at``): into the job, and out of it to the alert consumer;
+- the alerts slower than the 100 ms target, grouped into episodes and set against the job's
+  checkpoints (bench/stalls.py);
 - maximum sustained throughput: the rate at which the job drains a backlog;
 - CPU per process of the stack over each phase (the broker's included: Tansu's fetch cost grows
   with the batches it holds, see ARCHITECTURE.md);

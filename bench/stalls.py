@@ -147,7 +147,7 @@ def stall_report(
     by_trigger = {c.trigger_ms: c for c in checkpoints}
     lines = [
         f"  slow alerts (over {threshold_ms} ms): {len(slow):,} in {len(found)} episodes; "
-        f"{len(checkpoints)} checkpoints seen in the phase"
+        f"{len(checkpoints)} checkpoints from 10 s before the phase to its end"
     ]
     share = checkpoint_share(found, checkpoints, window_ms=500)
     if share is not None:
