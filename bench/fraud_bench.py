@@ -44,7 +44,7 @@ import psutil
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.fraud_traffic import Batch, Writer, generate, quality
-from bench.stalls import CheckpointWatcher, SlowAlert, stall_report
+from bench.stalls import LOOKBACK_MS, CheckpointWatcher, SlowAlert, stall_report
 from flink_jobs import runner
 from flink_jobs.avro import RegistryConfig, decode
 from flink_jobs.rules_topic import DEFAULT_RULES_FILE, load_rule_file, publish_rules
@@ -273,7 +273,7 @@ class Bench:
         ]
         start = sent_ms[ids[0]]
         end = max((alerts[i][0] for i in ids if i in alerts), default=start)
-        seen = [c for c in self.checkpoints.checkpoints() if start - 10_000 <= c.trigger_ms <= end]
+        seen = [c for c in self.checkpoints.checkpoints() if start - LOOKBACK_MS <= c.trigger_ms <= end]
         return stall_report(slow, seen, start, self.slow_alert_ms)
 
     def throughput(self, count: int) -> None:

@@ -21,6 +21,9 @@ from riverbank.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Checkpoints triggered this long before a phase starts still count: their stall can reach into it.
+LOOKBACK_MS = 10_000
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -114,26 +117,24 @@ def episodes(alerts: Sequence[SlowAlert], gap_ms: int = 250) -> list[Episode]:
     return [Episode(tuple(g)) for g in groups]
 
 
-def since_trigger(at_ms: int, triggers: Sequence[int]) -> int | None:
-    """Milliseconds from the last checkpoint trigger at or before ``at_ms`` (None: none before)."""
-    index = bisect.bisect_right(triggers, at_ms)
-    return at_ms - triggers[index - 1] if index else None
+def last_checkpoint(at_ms: int, checkpoints: Sequence[Checkpoint]) -> Checkpoint | None:
+    """The last checkpoint triggered at or before ``at_ms`` (``checkpoints`` in trigger order)."""
+    index = bisect.bisect_right(checkpoints, at_ms, key=lambda c: c.trigger_ms)
+    return checkpoints[index - 1] if index else None
 
 
 def checkpoint_share(
-    found: Sequence[Episode], checkpoints: Sequence[Checkpoint], window_ms: int
+    slow: Sequence[SlowAlert], checkpoints: Sequence[Checkpoint], window_ms: int
 ) -> tuple[float, float] | None:
     """(share of the slow alerts scored within ``window_ms`` after a trigger, share of the phase those
     windows cover): the first well above the second says the checkpoints cause the stalls."""
-    triggers = [c.trigger_ms for c in checkpoints]
-    slow = [a for e in found for a in e.alerts]
-    if len(triggers) < 2 or not slow:
+    if len(checkpoints) < 2 or not slow:
         return None
     inside = 0
     for alert in slow:
-        elapsed = since_trigger(alert.scored_ms, triggers)
-        inside += elapsed is not None and elapsed < window_ms
-    interval = (triggers[-1] - triggers[0]) / (len(triggers) - 1)
+        checkpoint = last_checkpoint(alert.scored_ms, checkpoints)
+        inside += checkpoint is not None and alert.scored_ms - checkpoint.trigger_ms < window_ms
+    interval = (checkpoints[-1].trigger_ms - checkpoints[0].trigger_ms) / (len(checkpoints) - 1)
     return inside / len(slow), min(window_ms / interval, 1.0)
 
 
@@ -143,13 +144,11 @@ def stall_report(
     found = episodes(slow)
     if not found:
         return f"  slow alerts (over {threshold_ms} ms): none"
-    triggers = [c.trigger_ms for c in checkpoints]
-    by_trigger = {c.trigger_ms: c for c in checkpoints}
     lines = [
         f"  slow alerts (over {threshold_ms} ms): {len(slow):,} in {len(found)} episodes; "
-        f"{len(checkpoints)} checkpoints from 10 s before the phase to its end"
+        f"{len(checkpoints)} checkpoints from {LOOKBACK_MS / 1000:g} s before the phase to its end"
     ]
-    share = checkpoint_share(found, checkpoints, window_ms=500)
+    share = checkpoint_share(slow, checkpoints, window_ms=500)
     if share is not None:
         lines.append(
             f"    scored within 500 ms after a checkpoint trigger: {share[0]:.0%} of them "
@@ -157,13 +156,13 @@ def stall_report(
         )
     worst = sorted(found, key=lambda e: len(e.alerts), reverse=True)[:8]
     for episode in sorted(worst, key=lambda e: e.start_ms):
-        elapsed = since_trigger(episode.start_ms, triggers)
-        if elapsed is None:
+        checkpoint = last_checkpoint(episode.start_ms, checkpoints)
+        if checkpoint is None:
             where = "no checkpoint before it"
         else:
-            checkpoint = by_trigger[episode.start_ms - elapsed]
             where = (
-                f"sent {elapsed} ms after checkpoint {checkpoint.checkpoint_id}'s trigger "
+                f"sent {episode.start_ms - checkpoint.trigger_ms} ms after checkpoint "
+                f"{checkpoint.checkpoint_id}'s trigger "
                 f"({checkpoint.duration_ms} ms, {checkpoint.size_bytes / 1e6:.1f} MB)"
             )
         lines.append(

@@ -1,6 +1,6 @@
 """The fraud bench's grouping of slow alerts and their placement against checkpoints."""
 
-from bench.stalls import Checkpoint, SlowAlert, checkpoint_share, episodes, since_trigger, stall_report
+from bench.stalls import Checkpoint, SlowAlert, checkpoint_share, episodes, last_checkpoint, stall_report
 
 
 def alert(sent: int, scored: int, alerted: int) -> SlowAlert:
@@ -15,19 +15,19 @@ def test_slow_alerts_sent_close_together_are_one_episode() -> None:
     assert round(found[0].inbound_share, 3) == round(250 / 350, 3)
 
 
-def test_time_since_the_last_trigger() -> None:
-    triggers = [2_000, 4_000, 6_000]
-    assert since_trigger(1_999, triggers) is None
-    assert since_trigger(2_000, triggers) == 0
-    assert since_trigger(5_500, triggers) == 1_500
+def test_the_last_checkpoint_triggered_at_or_before_an_instant() -> None:
+    checkpoints = [Checkpoint(n, 2_000 * n, 50, 1_000) for n in (1, 2, 3)]
+    assert last_checkpoint(1_999, checkpoints) is None
+    assert last_checkpoint(2_000, checkpoints) == checkpoints[0]
+    assert last_checkpoint(5_500, checkpoints) == checkpoints[1]
 
 
 def test_checkpoint_share_compares_slow_alerts_after_triggers_with_the_time_those_windows_cover() -> None:
     checkpoints = [Checkpoint(n, 2_000 * n, 50, 1_000) for n in range(1, 6)]
     slow = [alert(3_990, 4_100, 4_150), alert(6_000, 6_200, 6_250), alert(6_500, 7_000, 7_100)]
-    share = checkpoint_share(episodes(slow), checkpoints, window_ms=500)
+    share = checkpoint_share(slow, checkpoints, window_ms=500)
     assert share == (2 / 3, 0.25)
-    assert checkpoint_share(episodes(slow), checkpoints[:1], window_ms=500) is None
+    assert checkpoint_share(slow, checkpoints[:1], window_ms=500) is None
 
 
 def test_report_names_the_checkpoint_an_episode_followed() -> None:
