@@ -418,6 +418,21 @@ def guard_report(state_dir: str) -> None:
     print("broker guard: " + ", ".join(f"{name} {counters.get(name, 0):,}" for name in wanted))
 
 
+#: fraud settings the bench takes as options (--bundle-size ...), passed to the job as RIVERBANK_FRAUD__*.
+FRAUD_OVERRIDES = (
+    "bundle_size",
+    "bundle_time_ms",
+    "buffer_timeout_ms",
+    "fetch_max_wait_ms",
+    "sink_linger_ms",
+    "sink_batch_bytes",
+    "sink_flush_on_checkpoint",
+    "offset_commit_interval_ms",
+    "python_execution_mode",
+    "sink_guarantee",
+)
+
+
 @contextmanager
 def fraud_stack(
     overrides: dict[str, str], broker_storage: str, retention_ms: int, fetch_tail_bytes: int | None
@@ -474,7 +489,8 @@ def fraud_stack(
                 f"buffer timeout {fraud.buffer_timeout_ms} ms, fetch wait {fraud.fetch_max_wait_ms} ms, "
                 f"sink {fraud.sink_guarantee}, linger {fraud.sink_linger_ms} ms, "
                 f"batch {fraud.sink_batch_bytes:,} B, {checkpoint_wait} at each checkpoint "
-                f"({settings.flink.checkpoint_interval_ms} ms); gc freeze {fraud.freeze_gc}",
+                f"({settings.flink.checkpoint_interval_ms} ms); offsets committed to the group at most "
+                f"every {fraud.offset_commit_interval_ms} ms; gc freeze {fraud.freeze_gc}",
                 flush=True,
             )
             yield settings, job.job_id
@@ -493,18 +509,8 @@ def main() -> None:
         default="s3",
         help="Tansu storage: s3 (the embedded default) or memory (the job without the local S3 server)",
     )
-    for name in (
-        "bundle-size",
-        "bundle-time-ms",
-        "buffer-timeout-ms",
-        "fetch-max-wait-ms",
-        "sink-linger-ms",
-        "sink-batch-bytes",
-        "sink-flush-on-checkpoint",
-        "python-execution-mode",
-        "sink-guarantee",
-    ):
-        parser.add_argument(f"--{name}")
+    for name in FRAUD_OVERRIDES:
+        parser.add_argument(f"--{name.replace('_', '-')}")
     parser.add_argument(
         "--producer-linger-ms",
         type=int,
@@ -544,17 +550,7 @@ def main() -> None:
     seconds = args.seconds or (20.0 if args.quick else 120.0)
     overrides = {
         f"RIVERBANK_FRAUD__{name.upper()}": str(getattr(args, name))
-        for name in (
-            "bundle_size",
-            "bundle_time_ms",
-            "buffer_timeout_ms",
-            "fetch_max_wait_ms",
-            "sink_linger_ms",
-            "sink_batch_bytes",
-            "sink_flush_on_checkpoint",
-            "python_execution_mode",
-            "sink_guarantee",
-        )
+        for name in FRAUD_OVERRIDES
         if getattr(args, name) is not None
     }
     if args.parallelism is not None:

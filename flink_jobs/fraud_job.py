@@ -212,6 +212,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
             group_id=fraud.group_id,
             starting_offsets="committed",
             committed_fallback="earliest",
+            commit_offsets_interval=timedelta(milliseconds=fraud.offset_commit_interval_ms),
             emit_batches=True,
             properties=consumer,
         ),

@@ -138,7 +138,11 @@ def test_the_local_profile_creates_one_partition_per_topic_unless_told(
 
 @pytest.mark.parametrize(
     ("name", "on_s3", "in_memory", "told"),
-    [("fetch_max_wait_ms", 100, 50, 200), ("sink_linger_ms", 15, 5, 7)],
+    [
+        ("fetch_max_wait_ms", 100, 50, 200),
+        ("sink_linger_ms", 15, 5, 7),
+        ("offset_commit_interval_ms", 60_000, 0, 2_000),
+    ],
 )
 def test_the_fraud_jobs_broker_tuning_follows_the_embedded_brokers_storage_unless_told(
     monkeypatch: pytest.MonkeyPatch, name: str, on_s3: int, in_memory: int, told: int

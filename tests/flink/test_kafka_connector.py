@@ -103,6 +103,32 @@ def test_source_reads_every_partition_with_metadata_sink_at_least_once_and_offse
         job.assert_running()
 
 
+def test_commit_interval_commits_the_first_checkpoint_then_none_within_the_interval(
+    embedded_stack: RunningStack, bootstrap: str, tmp_path: Path
+) -> None:
+    source, out, group = unique("ival-in"), unique("ival-out"), unique("ival-group")
+    create_topics(bootstrap, source, out)
+    sent = produce(bootstrap, source, 60)
+    pipeline = {"topics": [source], "output_topic": out, "group_id": group, "commit_interval_ms": 3_600_000}
+    with running_job(embedded_stack, tmp_path, [pipeline]) as job:
+        read_all(bootstrap, out, until=lambda rs: len(rs) >= 60, timeout=JOB_START_TIMEOUT)
+
+        # The first completed checkpoint commits (unset offsets read back negative)...
+        def committed() -> dict[int, int]:
+            return committed_offsets(bootstrap, group, source)
+
+        wait_for(lambda: all(o >= 0 for o in committed().values()), 60, "commit")
+        first = committed()
+        more = produce(bootstrap, source, 30, start=60)
+        read_all(bootstrap, out, until=lambda rs: len(rs) >= 90, timeout=90)
+        # ... and the checkpoints after it, one a second, commit nothing within the hour: with a
+        # commit per checkpoint the group reaches the end within about two (the test above).
+        time.sleep(6)
+        job.assert_running()
+        ends = {p: max(s.offset for s in sent + more if s.partition == p) + 1 for p in range(3)}
+        assert committed() == first != ends
+
+
 def test_batch_mode_keyed_by_partition_and_unbatched_to_the_sink(
     embedded_stack: RunningStack, bootstrap: str, tmp_path: Path
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,8 @@ def test_source_and_sink_options_refuse_incomplete_settings() -> None:
         KafkaSourceOptions(topics=("t",), topic_pattern="t.*")
     with pytest.raises(ConfigError, match="group_id"):
         KafkaSourceOptions(topics=("t",), starting_offsets="committed")
+    with pytest.raises(ConfigError, match="commit_offsets_interval"):
+        KafkaSourceOptions(topics=("t",), commit_offsets_interval=timedelta(seconds=-1))
     with pytest.raises(ConfigError, match="timezone"):
         KafkaSourceOptions(topics=("t",), starting_offsets=datetime(2026, 1, 1)).starting_offsets_spec()
     with pytest.raises(ConfigError, match="transactional_id_prefix"):

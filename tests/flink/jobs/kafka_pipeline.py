@@ -8,11 +8,11 @@ offset, timestamp, key, value, headers; bytes as hex), its key and headers are c
     python kafka_pipeline.py --checkpoint-dir DIR [--restore-from CHK] --pipeline JSON ...
 
 Pipeline JSON keys: topics, output_topic, starting_offsets ("earliest" | "latest" | "committed" |
-{"timestamp_ms": N}), group_id, guarantee, prefix, defer (bool), flush (bool, at-least-once: wait
-for acknowledgements at each checkpoint, or keep the unacknowledged records in it), discovery_ms,
-isolation_level, delay_ms (per record, in the Python map: a slow job), batches (bool: the source's
-batch mode, keyed by partition, a keyed Python function packing its outputs, then the connector's
-Unbatch; each value then also names the batch's key).
+{"timestamp_ms": N}), group_id, commit_interval_ms, guarantee, prefix, defer (bool), flush (bool,
+at-least-once: wait for acknowledgements at each checkpoint, or keep the unacknowledged records in
+it), discovery_ms, isolation_level, delay_ms (per record, in the Python map: a slow job), batches
+(bool: the source's batch mode, keyed by partition, a keyed Python function packing its outputs,
+then the connector's Unbatch; each value then also names the batch's key).
 Settings (the broker) come from RIVERBANK_* variables, as for every Riverbank program.
 """
 
@@ -136,6 +136,7 @@ def main() -> None:
                 group_id=spec.get("group_id"),
                 starting_offsets=starting(spec.get("starting_offsets", "earliest")),
                 partition_discovery_interval=timedelta(milliseconds=spec.get("discovery_ms", 1000)),
+                commit_offsets_interval=timedelta(milliseconds=spec.get("commit_interval_ms", 0)),
                 emit_batches=spec.get("batches", False),
                 properties=properties,
             ),

@@ -22,13 +22,17 @@ import com.riverbank.flink.kafka.RecordBatches;
  * The source reader: the base class multiplexes all assigned partitions over one fetcher thread and
  * gives every split its own output, so the WatermarkStrategy runs per partition and idleness
  * ({@code withIdleness}) applies per partition. This class adds offset commits on checkpoint
- * completion.
+ * completion, at most one per commit interval.
  */
 final class KafkaSourceReader
         extends SingleThreadMultiplexSourceReaderBase<List<ConsumerRecord<byte[], byte[]>>, Row, KafkaPartitionSplit, KafkaSplitState> {
 
     private final Queue<Map<TopicPartition, Long>> commitRequests;
     private final boolean commitOnCheckpoint;
+    private final long commitIntervalNanos;
+    /** When the last commit was requested (System.nanoTime); none yet: the first checkpoint commits. */
+    private long lastCommitNanos;
+    private boolean committedOnce;
     /** Offsets captured by each checkpoint, committed to the group when that checkpoint completes. */
     private final SortedMap<Long, Map<TopicPartition, Long>> offsetsByCheckpoint = new TreeMap<>();
 
@@ -43,6 +47,7 @@ final class KafkaSourceReader
                 context);
         this.commitRequests = commitRequests;
         this.commitOnCheckpoint = source.commitOffsetsOnCheckpoint() && source.groupId() != null;
+        this.commitIntervalNanos = source.commitOffsetsIntervalMs() * 1_000_000L;
     }
 
     @Override
@@ -67,9 +72,16 @@ final class KafkaSourceReader
         Map<TopicPartition, Long> offsets = offsetsByCheckpoint.get(checkpointId);
         // This checkpoint subsumes older pending ones.
         offsetsByCheckpoint.headMap(checkpointId + 1).clear();
-        if (offsets != null && !offsets.isEmpty()) {
-            commitRequests.add(offsets);
+        if (offsets == null || offsets.isEmpty()) {
+            return;
         }
+        long now = System.nanoTime();
+        if (committedOnce && now - lastCommitNanos < commitIntervalNanos) {
+            return;
+        }
+        committedOnce = true;
+        lastCommitNanos = now;
+        commitRequests.add(offsets);
     }
 
     @Override

@@ -38,6 +38,7 @@ public final class RiverbankKafkaSource
     private final String groupId;
     private final long discoveryIntervalMs;
     private final boolean commitOffsetsOnCheckpoint;
+    private final long commitOffsetsIntervalMs;
     private final long pollTimeoutMs;
     private final boolean emitBatches;
 
@@ -49,6 +50,7 @@ public final class RiverbankKafkaSource
         this.groupId = b.groupId;
         this.discoveryIntervalMs = b.discoveryIntervalMs;
         this.commitOffsetsOnCheckpoint = b.commitOffsetsOnCheckpoint;
+        this.commitOffsetsIntervalMs = b.commitOffsetsIntervalMs;
         this.pollTimeoutMs = b.pollTimeoutMs;
         this.emitBatches = b.emitBatches;
     }
@@ -130,6 +132,10 @@ public final class RiverbankKafkaSource
         return commitOffsetsOnCheckpoint;
     }
 
+    long commitOffsetsIntervalMs() {
+        return commitOffsetsIntervalMs;
+    }
+
     long pollTimeoutMs() {
         return pollTimeoutMs;
     }
@@ -143,6 +149,7 @@ public final class RiverbankKafkaSource
         private String groupId;
         private long discoveryIntervalMs = 30_000;
         private boolean commitOffsetsOnCheckpoint = true;
+        private long commitOffsetsIntervalMs;
         private long pollTimeoutMs = 100;
         private boolean emitBatches;
 
@@ -183,6 +190,19 @@ public final class RiverbankKafkaSource
 
         public Builder setCommitOffsetsOnCheckpoint(boolean commit) {
             commitOffsetsOnCheckpoint = commit;
+            return this;
+        }
+
+        /**
+         * The least time between two commits to the group: a checkpoint that completes sooner
+         * after the last commit commits nothing, and a later one commits its newer offsets. 0 (the
+         * default) commits on every completed checkpoint, as Flink's Kafka source does.
+         */
+        public Builder setCommitOffsetsIntervalMs(long intervalMs) {
+            if (intervalMs < 0) {
+                throw new IllegalArgumentException("commit offsets interval must be >= 0 ms, got " + intervalMs);
+            }
+            commitOffsetsIntervalMs = intervalMs;
             return this;
         }
 
