@@ -286,16 +286,19 @@ def sink_row_type() -> Any:
     )
 
 
+def _millis(duration: timedelta) -> int:
+    """Whole milliseconds, the unit of the connector's and Flink's Java setters."""
+    return int(duration.total_seconds() * 1000)
+
+
 def watermark_strategy(out_of_orderness: timedelta, idleness: timedelta | None = None) -> Any:
     """Bounded out-of-orderness on the Kafka record timestamps, per partition, optionally marking a
     partition idle (no longer holding the watermark back) after ``idleness`` without records."""
     from pyflink.common import Duration, WatermarkStrategy  # type: ignore[import-not-found,unused-ignore]
 
-    strategy = WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_millis(int(out_of_orderness.total_seconds() * 1000))
-    )
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(_millis(out_of_orderness)))
     if idleness is not None:
-        strategy = strategy.with_idleness(Duration.of_millis(int(idleness.total_seconds() * 1000)))
+        strategy = strategy.with_idleness(Duration.of_millis(_millis(idleness)))
     return strategy
 
 
@@ -316,9 +319,9 @@ def kafka_source(settings: Settings, options: KafkaSourceOptions) -> Any:
         builder.setGroupId(options.group_id)
     builder.setStartingOffsets(options.starting_offsets_spec())
     interval = options.partition_discovery_interval
-    builder.setPartitionDiscoveryIntervalMs(0 if interval is None else int(interval.total_seconds() * 1000))
+    builder.setPartitionDiscoveryIntervalMs(0 if interval is None else _millis(interval))
     builder.setCommitOffsetsOnCheckpoint(options.commit_offsets_on_checkpoint)
-    builder.setCommitOffsetsIntervalMs(int(options.commit_offsets_interval.total_seconds() * 1000))
+    builder.setCommitOffsetsIntervalMs(_millis(options.commit_offsets_interval))
     builder.setEmitBatches(options.emit_batches)
     return Source(builder.build())
 

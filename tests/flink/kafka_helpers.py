@@ -134,6 +134,11 @@ def read_all(
     return records
 
 
+def end_offsets(sent: list[Sent], partitions: int = 3) -> dict[int, int]:
+    """Per partition, the offset after the last record sent: what a group that read them all commits."""
+    return {p: max(s.offset for s in sent if s.partition == p) + 1 for p in range(partitions)}
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int = 3) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **GROUP_TIMEOUTS})
     try:

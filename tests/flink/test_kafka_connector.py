@@ -29,6 +29,7 @@ from tests.flink.kafka_helpers import (
     committed_offsets,
     completed_checkpoints,
     create_topics,
+    end_offsets,
     produce,
     read_all,
     running_job,
@@ -87,18 +88,15 @@ def test_source_reads_every_partition_with_metadata_sink_at_least_once_and_offse
         job.assert_running()
         assert_describes(records, sent, source)
 
-        def expected_commits(all_sent: list[Sent]) -> dict[int, int]:
-            return {p: max(s.offset for s in all_sent if s.partition == p) + 1 for p in range(3)}
-
         # Offsets reach the consumer group once a checkpoint covering them completes.
-        wait_for(lambda: committed_offsets(bootstrap, group, source) == expected_commits(sent), 60, "commits")
+        wait_for(lambda: committed_offsets(bootstrap, group, source) == end_offsets(sent), 60, "commits")
         # More records while running: read, and committed again after later checkpoints.
         more = produce(bootstrap, source, 30, start=60)
         records = read_all(bootstrap, out, until=lambda rs: len(rs) >= 90, timeout=90)
         assert_describes(records, sent + more, source)
         everything = sent + more
         wait_for(
-            lambda: committed_offsets(bootstrap, group, source) == expected_commits(everything), 60, "commits"
+            lambda: committed_offsets(bootstrap, group, source) == end_offsets(everything), 60, "commits"
         )
         job.assert_running()
 
@@ -125,8 +123,7 @@ def test_commit_interval_commits_the_first_checkpoint_then_none_within_the_inter
         # commit per checkpoint the group reaches the end within about two (the test above).
         time.sleep(6)
         job.assert_running()
-        ends = {p: max(s.offset for s in sent + more if s.partition == p) + 1 for p in range(3)}
-        assert committed() == first != ends
+        assert committed() == first != end_offsets(sent + more)
 
 
 def test_batch_mode_keyed_by_partition_and_unbatched_to_the_sink(
